@@ -1,0 +1,105 @@
+"""LayAlignConfig: which encoder and LLM, which variant, and the switches behind the paper's ablations."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+CONFIG_NAME = "layalign_config.json"
+
+# What each variant means when a switch is left unset (None). LayAlign = MindMerger + layer-wise fusion;
+# LangBridge = one linear map, no LLM prompt, no fusion.
+VARIANTS: dict[str, dict[str, Any]] = {
+    "layalign": {"mapping": "mlp", "use_prompt": True, "fusion": True},
+    "mindmerger": {"mapping": "mlp", "use_prompt": True, "fusion": False},
+    "langbridge": {"mapping": "linear", "use_prompt": False, "fusion": False},
+}
+MAPPINGS = ("mlp", "linear", "none")
+ALIGNER_STRUCTURES = ("linear", "mlp")
+DTYPES = ("float32", "bfloat16", "float16")
+
+
+@dataclass
+class LayAlignConfig:
+    """Everything needed to rebuild a LayAlign model around its frozen encoder and LLM.
+
+    encoder / llm: model references (hub id, local directory, GGUF file or catalogue name).
+    variant: "layalign", "mindmerger" or "langbridge"; fills `mapping`, `use_prompt` and `fusion` when unset.
+    mapping: the input mapping in front of the prompt: "mlp" (paper), "linear" (LangBridge) or "none".
+    use_prompt: feed the LLM the task prompt after the mapped encoder states ("augmentation").
+    fusion: layer-wise aligner + gated fusion attention in the LLM layers.
+    encoder_layers: encoder hidden-state indices the aligner mixes (0 = embedding output). Default: the authors'
+        choice, every state but the final one.
+    llm_layers: LLM decoder layers that receive the fusion branch. Default: all.
+    aligner_structure: "linear" (layer mix -> ReLU -> projection) or "mlp" (an extra ReLU + linear).
+    mask_encoder_padding: mask padded encoder positions in the fusion attention (False = the authors' behaviour).
+    dtype: dtype of the frozen encoder and LLM; the adapters stay in float32 for stable optimisation.
+    bos_token_id: the LLM's bos id; None takes it from the LLM's config.
+    """
+
+    encoder: str = "multilingual-e5-small"
+    llm: str = "smollm2-135m-instruct"
+    variant: str = "layalign"
+    mapping: str | None = None
+    use_prompt: bool | None = None
+    fusion: bool | None = None
+    encoder_layers: list[int] | None = None
+    llm_layers: list[int] | None = None
+    aligner_structure: str = "linear"
+    mask_encoder_padding: bool = True
+    dtype: str = "float32"
+    bos_token_id: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.variant not in VARIANTS:
+            raise ValueError(f"unknown variant {self.variant!r}; choose one of {sorted(VARIANTS)}")
+        for name, value in VARIANTS[self.variant].items():
+            if getattr(self, name) is None:
+                setattr(self, name, value)
+        _check_choice("mapping", self.mapping, MAPPINGS)
+        _check_choice("aligner_structure", self.aligner_structure, ALIGNER_STRUCTURES)
+        _check_choice("dtype", self.dtype, DTYPES)
+        if self.mapping == "none" and not self.fusion:
+            raise ValueError("with mapping='none' and fusion off the encoder would not reach the LLM at all")
+        for name in ("encoder_layers", "llm_layers"):
+            value = getattr(self, name)
+            if value is not None:
+                if not value:
+                    raise ValueError(f"{name} is empty; leave it unset for the default")
+                setattr(self, name, [int(i) for i in value])
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> LayAlignConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown LayAlignConfig keys {unknown}; known keys: {sorted(known)}")
+        return cls(**data)
+
+    def save(self, directory: str | Path) -> Path:
+        path = Path(directory) / CONFIG_NAME
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(self.to_dict(), indent=2) + "\n", encoding="utf-8")
+        return path
+
+    @classmethod
+    def load(cls, directory: str | Path) -> LayAlignConfig:
+        path = Path(directory) / CONFIG_NAME
+        if not path.is_file():
+            raise FileNotFoundError(f"{directory} is not a LayAlign model directory: {CONFIG_NAME} not found")
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{path} is not valid JSON: {err}") from err
+        return cls.from_dict(data)
+
+
+def _check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ValueError(f"unknown {name} {value!r}; choose one of {list(choices)}")

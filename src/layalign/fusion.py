@@ -1,0 +1,148 @@
+"""Adaptive fusion-enhanced attention (method notes, step 3), attached through transformers' attention registry.
+
+Each fused LLM layer i attends, with its own queries (norm and rotary already applied, exactly as in its
+self-attention), to keys K_i = k_proj_i(K_in_i) and values V_i = v_proj_i(V_in_i) built from the aligner's output;
+the result, scaled by a zero-initialised gate g_i, is added to the self-attention output before o_proj:
+
+    o_proj_i(self_attn + g_i * softmax(Q K_i^T * scaling) V_i)
+
+so with g_i = 0 the layer computes exactly what the bare LLM computes.
+
+How it plugs in: we register an attention implementation "layalign_<base>" that calls the model's own one
+(<base> = sdpa, eager, flash_attention_2, ...) and then adds the branch. The encoder keys and values travel to every
+layer as the keyword argument `layalign_state`, which transformers passes from the model's forward down to the
+attention function (so gradient checkpointing recomputes with them); `generate` refuses unknown keyword
+arguments, so during generation they are set in a context variable instead (`active`). The frozen LLM's
+modules are not modified, the queries are not recomputed, and the encoder's keys and values are projected once
+per forward or generate call, not once per decoding step.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS
+from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
+
+PREFIX = "layalign_"
+STATE_KWARG = "layalign_state"
+_ACTIVE: ContextVar[FusionState | None] = ContextVar("layalign_active_state", default=None)
+
+
+@dataclass
+class FusionState:
+    """The encoder side of the fusion branch for one batch: per fused layer, keys and values in the layer's head
+    layout (B, H_kv, T, d_h); the encoder padding mask (B, 1, 1, T), True = attend, or None; and the gates."""
+
+    keys: list[torch.Tensor]
+    values: list[torch.Tensor]
+    mask: torch.Tensor | None
+    gates: torch.Tensor
+    slots: dict[int, int]  # LLM layer index -> position in keys/values/gates
+    _expanded: dict[int, FusionState] = field(default_factory=dict, repr=False)
+
+    def for_batch(self, batch_size: int) -> FusionState:
+        """Beam search and num_return_sequences repeat every example; repeat its encoder side to match, once."""
+        own = self.keys[0].shape[0]
+        if batch_size == own:
+            return self
+        if batch_size % own:
+            raise ValueError(f"fusion state built for batch {own} cannot serve a batch of {batch_size}")
+        if batch_size not in self._expanded:
+            n = batch_size // own
+            self._expanded[batch_size] = FusionState(
+                keys=[k.repeat_interleave(n, dim=0) for k in self.keys],
+                values=[v.repeat_interleave(n, dim=0) for v in self.values],
+                mask=None if self.mask is None else self.mask.repeat_interleave(n, dim=0),
+                gates=self.gates,
+                slots=self.slots,
+            )
+        return self._expanded[batch_size]
+
+
+@contextmanager
+def active(state: FusionState | None) -> Iterator[None]:
+    """Make `state` the fusion state of every fused attention call inside the block (used around generate)."""
+    token = _ACTIVE.set(state)
+    try:
+        yield
+    finally:
+        _ACTIVE.reset(token)
+
+
+def project_encoder_side(attention: nn.Module, key_input: torch.Tensor, value_input: torch.Tensor,
+                         num_kv_heads: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """K = k_proj(K_in), V = v_proj(V_in) with the layer's own frozen projections and, where the family has them,
+    its key/value norms (Qwen3, Gemma 3). No rotary embedding: encoder tokens have no position in the prompt."""
+    dtype = attention.k_proj.weight.dtype
+    batch, length, _ = key_input.shape
+    shape = (batch, length, num_kv_heads, -1)
+    keys = attention.k_proj(key_input.to(dtype)).view(shape).transpose(1, 2)
+    values = attention.v_proj(value_input.to(dtype)).view(shape).transpose(1, 2)
+    if getattr(attention, "k_norm", None) is not None:
+        keys = attention.k_norm(keys)
+    if getattr(attention, "v_norm", None) is not None:
+        values = attention.v_norm(values)
+    return keys, values
+
+
+def fusion_branch(module: nn.Module, query: torch.Tensor, state: FusionState, slot: int) -> torch.Tensor:
+    """g * softmax(Q K^T * scaling) V over the encoder tokens, in float32; returns (B, q_len, H, d_h)."""
+    keys, values = state.keys[slot], state.values[slot]
+    attended = F.scaled_dot_product_attention(
+        query.float(), keys.float(), values.float(), attn_mask=state.mask, scale=module.scaling,
+        enable_gqa=keys.shape[1] != query.shape[1],
+    )
+    return (state.gates[slot] * attended).transpose(1, 2)
+
+
+def _base_attention(name: str, module: nn.Module):
+    if name == "eager":  # eager lives in each family's modeling file (Gemma adds soft-capping, for example)
+        return sys.modules[type(module).__module__].eager_attention_forward
+    return ALL_ATTENTION_FUNCTIONS[name]
+
+
+def _make_attention(base: str):
+    def layalign_attention(module, query, key, value, attention_mask, **kwargs):
+        state: FusionState | None = kwargs.pop(STATE_KWARG, None) or _ACTIVE.get()
+        output, weights = _base_attention(base, module)(module, query, key, value, attention_mask, **kwargs)
+        slot = None if state is None else state.slots.get(module.layer_idx)
+        if slot is not None:
+            state = state.for_batch(query.shape[0])
+            output = output + fusion_branch(module, query, state, slot).to(output.dtype)
+        return output, weights
+
+    return layalign_attention
+
+
+def register_fused_attention(base: str) -> str:
+    """Register "layalign_<base>" for attention and for mask creation; returns the name."""
+    if base.startswith(PREFIX):
+        return base
+    if base != "eager" and base not in ALL_ATTENTION_FUNCTIONS:
+        raise ValueError(f"attention implementation {base!r} is not registered in transformers")
+    name = PREFIX + base
+    if name not in ALL_ATTENTION_FUNCTIONS:
+        ALL_ATTENTION_FUNCTIONS.register(name, _make_attention(base))
+        ALL_MASK_ATTENTION_FUNCTIONS.register(name, ALL_MASK_ATTENTION_FUNCTIONS[base])
+    return name
+
+
+def attach(llm: nn.Module) -> None:
+    """Switch the LLM to the fused attention implementation (idempotent; the weights are untouched)."""
+    base = llm.config._attn_implementation or "eager"
+    llm.config._attn_implementation = register_fused_attention(base)
+
+
+def detach(llm: nn.Module) -> None:
+    """Give the LLM back its own attention implementation."""
+    name = llm.config._attn_implementation or ""
+    if name.startswith(PREFIX):
+        llm.config._attn_implementation = name[len(PREFIX):]

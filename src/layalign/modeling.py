@@ -1,0 +1,348 @@
+"""LayAlignModel: frozen encoder -> layer-wise aligner + input mapping -> frozen LLM with gated fusion attention.
+
+Data flow of one call (method notes, steps 1-4):
+
+    encoder(source)            -> hidden states h_0 ... h_L
+    aligner(h_sel)             -> key/value inputs for every fused LLM layer -> K_i, V_i (projected once)
+    mapping(h_L)               -> soft tokens in the LLM's embedding space
+    LLM([bos][soft tokens][boundary][prompt][target])   with every fused layer also attending to K_i, V_i
+
+MindMerger and LangBridge are the same model with fusion off (and, for LangBridge, a linear mapping and no
+prompt); see LayAlignConfig.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from layalign import fusion
+from layalign.aligner import InputMapping, LayerwiseAligner
+from layalign.config import LayAlignConfig
+from layalign.models import DTYPES, as_encoder, encoder_shape, freeze, llm_shape, load_encoder, load_llm
+
+ADAPTER_NAME = "adapter.safetensors"
+IGNORE_INDEX = -100
+
+
+@dataclass
+class LayAlignOutput:
+    """loss: mean cross-entropy over the target tokens (None without labels).
+    logits: with labels, only the positions that predict the targets, (B, Y + 1, V), the last one predicting past
+    the target; without labels, every position of the LLM input, (B, L, V)."""
+
+    loss: torch.Tensor | None
+    logits: torch.Tensor
+    num_target_tokens: int = 0
+
+
+@dataclass
+class LLMInputs:
+    """The assembled LLM input with padding moved to the left."""
+
+    embeds: torch.Tensor  # (B, L, d)
+    attention_mask: torch.Tensor  # (B, L) long
+    position_ids: torch.Tensor  # (B, L)
+    labels: torch.Tensor | None  # (B, L), IGNORE_INDEX outside the targets
+
+
+class LayAlignModel(nn.Module):
+    def __init__(self, config: LayAlignConfig, encoder: nn.Module | None = None, llm: nn.Module | None = None):
+        super().__init__()
+        self.config = config
+        self.encoder_tokenizer = self.llm_tokenizer = None
+        if encoder is None:
+            encoder, self.encoder_tokenizer = load_encoder(config.encoder, config.dtype)
+        if llm is None:
+            llm, self.llm_tokenizer = load_llm(config.llm, config.dtype)
+        self.encoder = freeze(as_encoder(encoder))
+        self.llm = freeze(llm)
+        enc, dec = encoder_shape(self.encoder.config), llm_shape(self.llm.config)
+        self._check_saved_shapes(enc, dec)
+        config.encoder_layers = _resolve_layers(config.encoder_layers, range(enc.num_layers), enc.num_layers + 1,
+                                                "encoder_layers", "encoder hidden states")
+        config.llm_layers = _resolve_layers(config.llm_layers, range(dec.num_layers), dec.num_layers,
+                                            "llm_layers", "LLM layers")
+        config.extra["shapes"] = {"encoder_layers": enc.num_layers, "encoder_width": enc.width,
+                                  "llm_layers": dec.num_layers, "llm_width": dec.width}
+        self.num_kv_heads = dec.num_kv_heads
+
+        self.mapping = None if config.mapping == "none" else InputMapping(enc.width, dec.width, config.mapping)
+        self.boundary = None if config.mapping == "none" else nn.Parameter(torch.zeros(1, 1, dec.width))
+        self.aligner = self.gates = None
+        if config.fusion:
+            self.aligner = LayerwiseAligner(len(config.encoder_layers), len(config.llm_layers), enc.width,
+                                            dec.width, config.aligner_structure)
+            self.gates = nn.Parameter(torch.zeros(len(config.llm_layers)))
+            fusion.attach(self.llm)
+        self.slots = {layer: slot for slot, layer in enumerate(config.llm_layers)}
+
+        bos = config.bos_token_id if config.bos_token_id is not None else self.llm.config.bos_token_id
+        if bos is None:
+            raise ValueError("the LLM's config has no bos_token_id; set LayAlignConfig.bos_token_id")
+        self.bos_token_id = int(bos)
+        # the adapters live on the LLM's device, in float32 for stable optimisation
+        self.adapters().to(self.llm.device)
+
+    # ---------------------------------------------------------------- parameters
+
+    def adapters(self) -> nn.ModuleDict:
+        """A view of the trainable modules (for .to() and optimisers)."""
+        view = nn.ModuleDict({name: getattr(self, name) for name in ("mapping", "aligner") if getattr(self, name)})
+        for name in ("boundary", "gates"):
+            if getattr(self, name) is not None:
+                view.register_parameter(name, getattr(self, name))
+        return view
+
+    def trainable_state_dict(self) -> dict[str, torch.Tensor]:
+        return {name: p.detach() for name, p in self.named_parameters() if p.requires_grad}
+
+    def num_trainable_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters() if p.requires_grad)
+
+    def train(self, mode: bool = True) -> LayAlignModel:
+        """Frozen parts stay in eval mode (no dropout): only the adapters train."""
+        super().train(mode)
+        self.encoder.eval()
+        self.llm.eval()
+        return self
+
+    # ---------------------------------------------------------------- the forward path
+
+    def encode(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """Run the frozen encoder; returns the states the aligner mixes and the final (normalised) output."""
+        if input_ids.numel() == 0 or not bool(attention_mask.sum(dim=1).all()):
+            raise ValueError("every example needs at least one encoder token (empty source text?)")
+        with torch.no_grad():
+            out = self.encoder(input_ids=input_ids.to(self.encoder.device),
+                               attention_mask=attention_mask.to(self.encoder.device), output_hidden_states=True)
+        return [out.hidden_states[i] for i in self.config.encoder_layers], out.last_hidden_state
+
+    def fusion_state(self, encoder_states: list[torch.Tensor], attention_mask: torch.Tensor) -> fusion.FusionState:
+        """The aligner and every fused layer's key/value projections, computed once for the whole call."""
+        kv_inputs = self.aligner([s.to(self.gates.device) for s in encoder_states])
+        keys, values = [], []
+        for slot, layer in enumerate(self.config.llm_layers):
+            attention = self.llm.get_decoder().layers[layer].self_attn
+            k, v = fusion.project_encoder_side(attention, kv_inputs[2 * slot], kv_inputs[2 * slot + 1],
+                                               self.num_kv_heads)
+            keys.append(k)
+            values.append(v)
+        mask = None
+        if self.config.mask_encoder_padding:
+            mask = attention_mask.to(device=self.gates.device, dtype=torch.bool)[:, None, None, :]
+        return fusion.FusionState(keys, values, mask, self.gates, self.slots)
+
+    def build_inputs(self, encoder_final: torch.Tensor, encoder_attention_mask: torch.Tensor,
+                     prompt_input_ids: torch.Tensor | None = None, prompt_attention_mask: torch.Tensor | None = None,
+                     labels: torch.Tensor | None = None,
+                     labels_attention_mask: torch.Tensor | None = None) -> LLMInputs:
+        """[bos] [mapped encoder states] [boundary] [prompt] [target], padding moved to the left."""
+        embed = self.llm.get_input_embeddings()
+        device, dtype = embed.weight.device, embed.weight.dtype
+        batch = encoder_final.shape[0]
+
+        def ones(n: int) -> torch.Tensor:
+            return torch.ones(batch, n, dtype=torch.long, device=device)
+
+        bos = torch.full((batch, 1), self.bos_token_id, dtype=torch.long, device=device)
+        parts, masks = [embed(bos)], [ones(1)]
+        if self.mapping is not None:
+            mapped = self.mapping(encoder_final.to(device=device, dtype=self.boundary.dtype))
+            parts += [mapped.to(dtype), self.boundary.expand(batch, -1, -1).to(dtype)]
+            masks += [encoder_attention_mask.to(device=device, dtype=torch.long), ones(1)]
+        if prompt_input_ids is not None and self.config.use_prompt:
+            prompt_mask = _mask_or_ones(prompt_input_ids, prompt_attention_mask)
+            parts.append(embed(prompt_input_ids.to(device)))
+            masks.append(prompt_mask.to(device))
+        if labels is not None:
+            labels = labels.to(device)
+            label_mask = _mask_or_ones(labels, labels_attention_mask).to(device)
+            parts.append(embed(labels.masked_fill(label_mask == 0, 0)))
+            masks.append(label_mask)
+
+        embeds, mask = torch.cat(parts, dim=1), torch.cat(masks, dim=1)
+        targets = None
+        if labels is not None:
+            prefix = torch.full((batch, mask.shape[1] - labels.shape[1]), IGNORE_INDEX, device=device)
+            targets = torch.cat([prefix, labels.masked_fill(label_mask == 0, IGNORE_INDEX)], dim=1)
+        # a stable sort on the mask moves padding to the left and keeps the order of real tokens
+        order = torch.sort(mask, dim=1, stable=True).indices
+        embeds = embeds.gather(1, order[..., None].expand_as(embeds))
+        mask = mask.gather(1, order)
+        if targets is not None:
+            targets = targets.gather(1, order)
+        position_ids = (mask.cumsum(dim=1) - 1).clamp(min=0)
+        return LLMInputs(embeds, mask, position_ids, targets)
+
+    def forward(self, encoder_input_ids: torch.Tensor, encoder_attention_mask: torch.Tensor,
+                prompt_input_ids: torch.Tensor | None = None, prompt_attention_mask: torch.Tensor | None = None,
+                labels: torch.Tensor | None = None, labels_attention_mask: torch.Tensor | None = None,
+                **kwargs) -> LayAlignOutput:
+        states, final = self.encode(encoder_input_ids, encoder_attention_mask)
+        inputs = self.build_inputs(final, encoder_attention_mask, prompt_input_ids, prompt_attention_mask,
+                                   labels, labels_attention_mask)
+        if self.config.fusion:
+            kwargs[fusion.STATE_KWARG] = self.fusion_state(states, encoder_attention_mask)
+        # the targets are the right end of every row, so the LLM head only runs on the last Y + 1 positions
+        keep = 0 if labels is None else labels.shape[1] + 1
+        out = self.llm(inputs_embeds=inputs.embeds, attention_mask=inputs.attention_mask,
+                       position_ids=inputs.position_ids, logits_to_keep=keep, use_cache=False, **kwargs)
+        if labels is None:
+            return LayAlignOutput(None, out.logits)
+        targets = inputs.labels[:, -labels.shape[1]:]
+        count = int((targets != IGNORE_INDEX).sum())
+        if count == 0:
+            raise ValueError("the batch has no target tokens (all labels masked or empty)")
+        loss = F.cross_entropy(out.logits[:, :-1].float().flatten(0, 1), targets.flatten(),
+                               ignore_index=IGNORE_INDEX)
+        return LayAlignOutput(loss, out.logits, count)
+
+    @torch.no_grad()
+    def generate(self, encoder_input_ids: torch.Tensor, encoder_attention_mask: torch.Tensor,
+                 prompt_input_ids: torch.Tensor | None = None, prompt_attention_mask: torch.Tensor | None = None,
+                 **generation_kwargs) -> torch.Tensor:
+        """Batched generation through transformers' generate (greedy, sampling, beam search, ...). Returns only the
+        new tokens, (B * num_return_sequences, new_len). The encoder, aligner and key/value projections run once."""
+        states, final = self.encode(encoder_input_ids, encoder_attention_mask)
+        inputs = self.build_inputs(final, encoder_attention_mask, prompt_input_ids, prompt_attention_mask)
+        state = self.fusion_state(states, encoder_attention_mask) if self.config.fusion else None
+        if generation_kwargs.get("pad_token_id") is None:
+            generation_kwargs["pad_token_id"] = _pad_id(self.llm)
+        with fusion.active(state):
+            return self.llm.generate(inputs_embeds=inputs.embeds, attention_mask=inputs.attention_mask,
+                                     **generation_kwargs)
+
+    # ---------------------------------------------------------------- saving and loading
+
+    def save_pretrained(self, directory: str | Path) -> Path:
+        """A JSON config naming the encoder and LLM, and the trainable tensors only, in safetensors."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        self.config.save(directory)
+        tensors = {k: v.contiguous().cpu() for k, v in self.trainable_state_dict().items()}
+        save_file(tensors, directory / ADAPTER_NAME, metadata={"format": "pt", "library": "layalign"})
+        return directory
+
+    @classmethod
+    def from_pretrained(cls, directory: str | Path, encoder: nn.Module | None = None, llm: nn.Module | None = None,
+                        **config_overrides) -> LayAlignModel:
+        directory = Path(directory)
+        config = LayAlignConfig.load(directory)
+        for key, value in config_overrides.items():
+            setattr(config, key, value)
+        if not (directory / ADAPTER_NAME).is_file():
+            raise FileNotFoundError(f"{directory} has no {ADAPTER_NAME}")
+        model = cls(config, encoder=encoder, llm=llm)
+        model.load_adapter_state_dict(load_file(directory / ADAPTER_NAME), source=str(directory / ADAPTER_NAME))
+        return model
+
+    def load_adapter_state_dict(self, tensors: dict[str, torch.Tensor], source: str = "state dict") -> None:
+        own = dict(self.named_parameters())
+        expected = {name for name, p in own.items() if p.requires_grad}
+        missing, unexpected = sorted(expected - set(tensors)), sorted(set(tensors) - expected)
+        if missing or unexpected:
+            raise ValueError(f"{source} does not fit this model (variant {self.config.variant!r}): "
+                             f"missing {missing}, unexpected {unexpected}")
+        with torch.no_grad():
+            for name, tensor in tensors.items():
+                if tuple(tensor.shape) != tuple(own[name].shape):
+                    raise ValueError(f"{source}: {name} has shape {tuple(tensor.shape)}, the model expects "
+                                     f"{tuple(own[name].shape)} (different encoder or LLM?)")
+                own[name].copy_(tensor)
+
+    def _check_saved_shapes(self, enc, dec) -> None:
+        saved = self.config.extra.get("shapes")
+        if not saved:
+            return
+        found = {"encoder_layers": enc.num_layers, "encoder_width": enc.width,
+                 "llm_layers": dec.num_layers, "llm_width": dec.width}
+        diffs = [f"{k}: adapter {saved[k]}, loaded model {found[k]}" for k in found if saved.get(k) != found[k]]
+        if diffs:
+            raise ValueError("the adapters were trained for other models than the ones loaded "
+                             f"(encoder {self.config.encoder!r}, LLM {self.config.llm!r}): " + "; ".join(diffs))
+
+    # ---------------------------------------------------------------- the authors' checkpoint layout
+
+    _AUTHORS_NAMES = {
+        "mapping.mlp.linear1.": "mapping.linear1.",
+        "mapping.mlp.linear2.": "mapping.linear2.",
+        "encoder_aligner.projector.fc1.": "aligner.layer_mix.",
+        "encoder_aligner.projector.fc2.": "aligner.proj.",
+        "encoder_aligner.projector.fc3.": "aligner.proj2.",
+    }
+    _AUTHORS_GATE = re.compile(r"layers\.(\d+)\.self_attn\.adaption_gate$")
+
+    def load_authors_state_dict(self, state_dict: dict[str, torch.Tensor] | str | Path) -> None:
+        """Import the trainable tensors of the authors' released checkpoint (a whole-wrapper state dict; only the
+        key suffixes matter). A path is read with torch.load(weights_only=True) or safetensors."""
+        if isinstance(state_dict, (str, Path)):
+            path = str(state_dict)
+            state_dict = load_file(path) if path.endswith(".safetensors") else torch.load(
+                path, map_location="cpu", weights_only=True)
+        ours: dict[str, torch.Tensor] = {}
+        gates: dict[int, torch.Tensor] = {}
+        for key, tensor in state_dict.items():
+            if key.endswith("mapping.end_boundary"):
+                ours["boundary"] = tensor.reshape(1, 1, -1)
+            elif match := self._AUTHORS_GATE.search(key):
+                gates[int(match.group(1))] = tensor.reshape(())
+            else:
+                for theirs, mine in self._AUTHORS_NAMES.items():
+                    if theirs in key:
+                        ours[mine + key.split(theirs)[1]] = tensor
+        if self.gates is not None:
+            absent = [i for i in self.config.llm_layers if i not in gates]
+            if absent:
+                raise ValueError(f"the authors' state dict has no adaption_gate for LLM layers {absent}")
+            ours["gates"] = torch.stack([gates[i] for i in self.config.llm_layers])
+        self.load_adapter_state_dict(ours, source="the authors' state dict")
+
+    def to_authors_state_dict(self) -> dict[str, torch.Tensor]:
+        """The inverse of load_authors_state_dict, in the authors' naming."""
+        inverse = {mine: theirs for theirs, mine in self._AUTHORS_NAMES.items()}
+        out = {}
+        for name, tensor in self.trainable_state_dict().items():
+            if name == "boundary":
+                out["mapping.end_boundary"] = tensor.clone()
+            elif name == "gates":
+                for slot, layer in enumerate(self.config.llm_layers):
+                    out[f"model.model.layers.{layer}.self_attn.adaption_gate"] = tensor[slot : slot + 1].clone()
+            else:
+                prefix = next(p for p in inverse if name.startswith(p))
+                out[inverse[prefix] + name[len(prefix):]] = tensor.clone()
+        return out
+
+
+def _resolve_layers(chosen, default, limit: int, name: str, what: str) -> list[int]:
+    layers = list(default) if chosen is None else list(chosen)
+    bad = [i for i in layers if not 0 <= i < limit]
+    if bad:
+        raise ValueError(f"{name} {bad} out of range: the model has {limit} {what} (0 .. {limit - 1})")
+    if len(set(layers)) != len(layers):
+        raise ValueError(f"{name} has repeated indices: {layers}")
+    return layers
+
+
+def _mask_or_ones(ids: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    return torch.ones_like(ids, dtype=torch.long) if mask is None else mask.to(torch.long)
+
+
+def _pad_id(llm: nn.Module) -> int:
+    for source in (llm.generation_config, llm.config):
+        for name in ("pad_token_id", "eos_token_id"):
+            value = getattr(source, name, None)
+            if isinstance(value, list):
+                value = value[0] if value else None
+            if value is not None:
+                return int(value)
+    return 0
+
+
+__all__ = ["LayAlignModel", "LayAlignOutput", "DTYPES"]
