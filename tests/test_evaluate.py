@@ -1,0 +1,239 @@
+"""End-to-end evaluation with a fake system on a few real MGSM / XNLI rows."""
+
+import csv
+import json
+import sys
+import types
+from pathlib import Path
+
+import pytest
+
+from layalign.cli import main
+from layalign.data.examples import EvalExample
+from layalign.evaluate import compare_runs, evaluate, load_predictions
+
+DATA = Path(__file__).parents[1] / ".." / "shared" / "data"
+needs_data = pytest.mark.skipif(not (DATA / "mgsm").is_dir(), reason=f"shared data not found at {DATA}")
+
+
+class FakeSystem:
+    """The shape `layalign.pipeline.load_system` returns. Answers right when `right(source)` says so, in the
+    style of a real model; counts what it was asked."""
+
+    def __init__(self, name, answer, fail_after_calls=None):
+        self.name = name
+        self.answer = answer  # source -> output text
+        self.calls = 0
+        self.seen: list[str] = []
+        self.fail_after_calls = fail_after_calls
+
+    def generate(self, sources, prompts, max_new_tokens):
+        if self.fail_after_calls is not None and self.calls >= self.fail_after_calls:
+            raise KeyboardInterrupt  # as if the run were killed
+        assert len(sources) == len(prompts)
+        self.calls += 1
+        self.seen += sources
+        return [self.answer(s) for s in sources]
+
+
+def mgsm_examples(langs=("en", "zh", "bn"), n=5):
+    out = {}
+    for lang in langs:
+        rows = (DATA / "mgsm" / f"mgsm_{lang}.tsv").read_text(encoding="utf-8").splitlines()[:n]
+        out[lang] = [EvalExample(id=f"mgsm-{lang}-{i}", lang=lang, source=q, gold=a, prompt=f"Q: {q}")
+                     for i, (q, a) in enumerate(line.split("\t") for line in rows)]
+    return out
+
+
+def math_answerer(examples_by_lang, right):
+    """A chain-of-thought answer that is right for the examples `right(example)` picks, off by one otherwise."""
+    by_source = {ex.source: ex for exs in examples_by_lang.values() for ex in exs}
+
+    def answer(source):
+        ex = by_source[source]
+        gold = float(ex.gold.replace(",", ""))
+        value = gold if right(ex) else gold + 1
+        return f" First, 3 + 4 = 7 and 16 - 7 = 9.\nSo the total is ${value:,.2f}.\nThe answer is: {value:,g}"
+
+    return answer
+
+
+def table_row(md: str, label: str) -> dict[str, str]:
+    lines = [line for line in md.splitlines() if line.startswith("|")]
+    header = [c.strip().rstrip("*") for c in lines[0].strip("|").split("|")]
+    for line in lines[2:]:
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        if cells[0] == label:
+            return dict(zip(header, cells, strict=True))
+    raise AssertionError(f"no row {label!r} in\n{md}")
+
+
+def accuracy_from_predictions(path: Path) -> dict[str, float]:
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    langs = dict.fromkeys(r["lang"] for r in rows)
+    return {lang: 100 * sum(r["correct"] for r in rows if r["lang"] == lang) / sum(r["lang"] == lang for r in rows)
+            for lang in langs}
+
+
+@needs_data
+def test_mgsm_end_to_end(tmp_path):
+    examples = mgsm_examples()
+    right = {"en": {0, 1, 2, 3, 4}, "zh": {0, 2}, "bn": {1}}
+    system = FakeSystem("fake-math", math_answerer(examples, lambda ex: int(ex.id.split("-")[-1]) in right[ex.lang]))
+    results = evaluate(system, "mgsm", examples, tmp_path, batch_size=4, progress=False, low_resource={"bn"})
+
+    for name in ("predictions.jsonl", "results.json", "results.md", "results.csv", "accuracy.png", "run.json"):
+        assert (tmp_path / name).is_file(), name
+    assert (tmp_path / "accuracy.png").read_bytes()[:4] == b"\x89PNG"
+
+    # the table is recomputed from predictions.jsonl: the same numbers
+    acc = accuracy_from_predictions(tmp_path / "predictions.jsonl")
+    assert acc == {"en": 100.0, "zh": 40.0, "bn": 20.0}
+    row = table_row((tmp_path / "results.md").read_text(encoding="utf-8"), "fake-math")
+    for lang, value in acc.items():
+        assert row[lang] == f"{value:.1f}"
+    assert row["Avg"] == f"{sum(acc.values()) / 3:.1f}"
+    assert row["Low-resource avg"] == "20.0"
+    assert results["average"]["accuracy"] == pytest.approx(sum(acc.values()) / 3)
+    assert results["system"] == "fake-math" and results["n"] == 15
+
+    pred = json.loads((tmp_path / "predictions.jsonl").read_text(encoding="utf-8").splitlines()[0])
+    assert set(pred) == {"id", "lang", "prompt", "source", "output", "answer", "gold", "correct"}
+    assert pred["answer"] == pred["gold"] == "18" and pred["correct"] is True
+
+    with open(tmp_path / "results.csv", encoding="utf-8") as f:
+        csv_rows = list(csv.DictReader(f))
+    assert csv_rows[0]["system"] == "fake-math" and float(csv_rows[0]["zh"]) == 40.0
+    assert system.calls == 4  # 15 examples in batches of 4
+
+
+@needs_data
+def test_resume_skips_finished_rows(tmp_path):
+    examples = mgsm_examples(n=4)  # 12 examples
+    answer = math_answerer(examples, lambda ex: True)
+    killed = FakeSystem("fake", answer, fail_after_calls=2)
+    with pytest.raises(KeyboardInterrupt):
+        evaluate(killed, "mgsm", examples, tmp_path, batch_size=3, progress=False)
+    pred_path = tmp_path / "predictions.jsonl"
+    assert len(load_predictions(pred_path)) == 6
+    with open(pred_path, "a", encoding="utf-8") as f:
+        f.write('{"id": "mgsm-zh-2", "lang": "zh", "prom')  # a row cut off by the kill
+
+    resumed = FakeSystem("fake", answer)
+    results = evaluate(resumed, "mgsm", examples, tmp_path, batch_size=3, progress=False)
+    assert resumed.calls == 2 and len(resumed.seen) == 6  # only the 6 unfinished examples (the cut row is redone)
+    rows = load_predictions(pred_path)
+    assert sorted(r["id"] for r in rows) == sorted(ex.id for exs in examples.values() for ex in exs)
+    assert results["n"] == 12 and results["average"]["accuracy"] == 100.0
+
+    again = FakeSystem("fake", answer)
+    evaluate(again, "mgsm", examples, tmp_path, progress=False)
+    assert again.calls == 0  # everything done: nothing generated, tables rewritten
+
+
+@needs_data
+def test_resume_refuses_another_system(tmp_path):
+    examples = mgsm_examples(langs=("en",), n=2)
+    evaluate(FakeSystem("a", math_answerer(examples, lambda ex: True)), "mgsm", examples, tmp_path, progress=False)
+    with pytest.raises(ValueError, match="another run"):
+        evaluate(FakeSystem("b", math_answerer(examples, lambda ex: True)), "mgsm", examples, tmp_path,
+                 progress=False)
+
+
+def test_corrupt_middle_line_is_an_error(tmp_path):
+    path = tmp_path / "predictions.jsonl"
+    path.write_text('{"id": "1", "lang": "en"}\nnot json\n{"id": "2", "lang": "en"}\n', encoding="utf-8")
+    with pytest.raises(ValueError, match="line 2"):
+        load_predictions(path)
+
+
+@pytest.mark.skipif(not (DATA / "xnli" / "dev").is_dir(), reason=f"XNLI dev not found under {DATA}")
+def test_xnli_end_to_end(tmp_path):
+    examples = {}
+    for lang in ("en", "sw"):
+        rows = (DATA / "xnli" / "dev" / f"dev-{lang}.tsv").read_text(encoding="utf-8").splitlines()[:6]
+        examples[lang] = [
+            EvalExample(id=f"xnli-{lang}-{i}", lang=lang, source=f"Premise: {p}\nHypothesis: {h}\nLabel:", gold=label)
+            for i, (p, h, label) in enumerate(line.split("\t") for line in rows)
+        ]
+    gold = {ex.source: ex.gold for exs in examples.values() for ex in exs}
+    # a model that always says "neutral", continuing with another made-up example as small LLMs do
+    system = FakeSystem("always-neutral", lambda s: " neutral\n\nPremise: x\nHypothesis: y\nLabel: entailment")
+    results = evaluate(system, "xnli", examples, tmp_path, progress=False, low_resource={"sw"})
+    acc = accuracy_from_predictions(tmp_path / "predictions.jsonl")
+    for lang, exs in examples.items():
+        expected = 100 * sum(gold[ex.source] == "neutral" for ex in exs) / len(exs)
+        assert acc[lang] == pytest.approx(expected)
+        assert results["per_language"][lang]["accuracy"] == pytest.approx(expected)
+    row = table_row((tmp_path / "results.md").read_text(encoding="utf-8"), "always-neutral")
+    assert row["Low-resource avg"] == f"{acc['sw']:.1f}"
+
+
+def test_translation_scores_per_language(tmp_path):
+    refs = ["The cat sat on the mat.", "It is raining today.", "I like green tea."]
+    examples = {lang: [EvalExample(id=f"{lang}-{i}", lang=lang, source=f"<{lang}> {r}", gold=r)
+                       for i, r in enumerate(refs)] for lang in ("de", "sw")}
+    # perfect for German, poor for Swahili
+    system = FakeSystem("fake-mt", lambda s: s.split("> ", 1)[1] + "\nMore text" if s.startswith("<de>") else "No.")
+    results = evaluate(system, "translation", examples, tmp_path, progress=False, low_resource={"sw"})
+    assert results["per_language"]["de"]["chrf"] == pytest.approx(100.0)
+    assert results["per_language"]["sw"]["bleu"] < 10
+    md = (tmp_path / "results.md").read_text(encoding="utf-8")
+    assert table_row(md, "fake-mt (chrF)")["de"] == "100.0"
+    assert "fake-mt (BLEU)" in md
+    assert (tmp_path / "scores.png").is_file()
+
+
+@needs_data
+def test_compare_merges_two_runs(tmp_path, capsys):
+    examples = mgsm_examples(langs=("en", "bn"), n=4)
+    evaluate(FakeSystem("good", math_answerer(examples, lambda ex: True)), "mgsm", examples, tmp_path / "a",
+             progress=False, low_resource={"bn"})
+    evaluate(FakeSystem("half", math_answerer(examples, lambda ex: ex.id.endswith(("0", "1")))), "mgsm",
+             examples, tmp_path / "b", progress=False, low_resource={"bn"})
+
+    md = compare_runs([tmp_path / "a", tmp_path / "b"], tmp_path / "cmp")
+    assert table_row(md, "good")["Avg"] == "100.0"
+    assert table_row(md, "half")["bn"] == "50.0"
+    assert table_row(md, "half")["Low-resource avg"] == "50.0"
+    for name in ("compare.md", "compare.csv", "compare.png"):
+        assert (tmp_path / "cmp" / name).is_file()
+
+    # different benchmarks: a clear error, exit code 2
+    xnli = {"en": [EvalExample(id="x0", lang="en", source="s", gold="neutral")]}
+    evaluate(FakeSystem("nli", lambda s: "neutral"), "xnli", xnli, tmp_path / "c", progress=False)
+    assert main(["compare", str(tmp_path / "a"), str(tmp_path / "c"), "--out", str(tmp_path / "cmp2")]) == 2
+    assert "different benchmarks" in capsys.readouterr().err
+    assert main(["compare", str(tmp_path / "a"), str(tmp_path / "missing")]) == 2
+    assert "not an evaluation run" in capsys.readouterr().err
+
+
+@needs_data
+def test_cli_evaluate_default_out_dir(tmp_path, monkeypatch, capsys):
+    examples = mgsm_examples(langs=("en",), n=3)
+    system = FakeSystem("llm:Some/Model", math_answerer(examples, lambda ex: True))
+    # stand-ins for the reader and the loader, whatever their state in this checkout
+    pipeline = types.ModuleType("layalign.pipeline")
+    pipeline.load_system = lambda model, device=None: system
+    readers = types.ModuleType("layalign.data.readers")
+    readers.read_benchmark = lambda benchmark, path=None, langs=None, limit=None: examples
+    readers.LOW_RESOURCE = {"mgsm": {"bn", "th", "sw", "te"}}
+    monkeypatch.setitem(sys.modules, "layalign.pipeline", pipeline)
+    monkeypatch.setitem(sys.modules, "layalign.data.readers", readers)
+    monkeypatch.chdir(tmp_path)
+
+    assert main(["evaluate", "--model", "llm:Some/Model", "--benchmark", "mgsm", "--limit", "3"]) == 0
+    out = tmp_path / "runs" / "eval" / "mgsm-llm_Some_Model"
+    assert (out / "results.md").is_file()
+    assert table_row(capsys.readouterr().out, "llm:Some/Model")["en"] == "100.0"
+
+
+@needs_data
+def test_with_the_real_reader(tmp_path):
+    readers = pytest.importorskip("layalign.data.readers")
+    examples = readers.read_benchmark("mgsm", path=DATA / "mgsm", langs=["sw", "en"], limit=2)
+    gold = {ex.source: ex.gold for exs in examples.values() for ex in exs}
+    system = FakeSystem("echo", lambda s: f"Step 1: 2 + 2 = 4.\nThe answer is: {gold[s]}")
+    results = evaluate(system, "mgsm", examples, tmp_path, progress=False)  # low-resource set from the readers
+    assert results["average"]["accuracy"] == 100.0
+    assert results["low_resource_languages"] == ["sw"] and results["low_resource_average"]["accuracy"] == 100.0
