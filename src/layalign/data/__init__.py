@@ -1,5 +1,50 @@
 """Data: record types, prompt templates, readers for training sets and benchmarks, and batching."""
 
 from layalign.data.examples import EvalExample, TrainExample
+from layalign.data.prompts import TEMPLATES, XNLI_LABELS, format_prompt, register_template, xnli_label_word
+from layalign.data.readers import (
+    DEFAULT_PATHS,
+    LANGS,
+    LOW_RESOURCE,
+    DataFormatError,
+    normalize_lang,
+    read_authors_bilingual,
+    read_benchmark,
+    read_gsm8k_english,
+    read_metamath_json,
+    read_parallel_files,
+    read_parallel_jsonl,
+    read_parallel_tsv,
+    read_qalign_math,
+    read_shared_parallel,
+    read_xcsqa_jsonl,
+    read_xnli_train_jsonl,
+    split_dev,
+)
 
-__all__ = ["EvalExample", "TrainExample"]
+__all__ = [
+    "DEFAULT_PATHS",
+    "LANGS",
+    "LOW_RESOURCE",
+    "TEMPLATES",
+    "XNLI_LABELS",
+    "DataFormatError",
+    "EvalExample",
+    "TrainExample",
+    "format_prompt",
+    "normalize_lang",
+    "read_authors_bilingual",
+    "read_benchmark",
+    "read_gsm8k_english",
+    "read_metamath_json",
+    "read_parallel_files",
+    "read_parallel_jsonl",
+    "read_parallel_tsv",
+    "read_qalign_math",
+    "read_shared_parallel",
+    "read_xcsqa_jsonl",
+    "read_xnli_train_jsonl",
+    "register_template",
+    "split_dev",
+    "xnli_label_word",
+]
