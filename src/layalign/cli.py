@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 # subcommand -> "module:function"; the function takes the parsed argparse.Namespace and returns an exit code
@@ -83,6 +84,13 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except (FileNotFoundError, ValueError, KeyError) as err:
+        # bad input (a missing file, a malformed row, a model mismatch...): one clear line, no traceback
+        if os.environ.get("LAYALIGN_DEBUG"):
+            raise
+        message = err.args[0] if isinstance(err, KeyError) and err.args else err
+        print(f"layalign {key}: error: {message}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":
