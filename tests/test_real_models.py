@@ -139,8 +139,66 @@ def test_translations_score_higher_than_unrelated_sentences(encoder):
 
 
 # ------------------------------------------------------------------------------------------------------------------
-# LayAlign-specific real-model checks: to be added here by the owner of the model code (not written yet).
-#   * with every fusion gate at zero, LayAlign's greedy generation equals SmolLM2's own generation;
-#   * a few optimiser steps on a small batch of real examples lower the training loss.
-# Use the `pair` / `encoder` / `llm` fixtures above so that the models are pulled and loaded once per session.
-# ------------------------------------------------------------------------------------------------------------------
+# LayAlign on the real pair
+
+
+@pytest.fixture(scope="session")
+def layalign_model(encoder, llm):
+    from layalign import LayAlignConfig, LayAlignModel
+
+    model = LayAlignModel(LayAlignConfig(), encoder=encoder[0], llm=llm[0])
+    model.encoder_tokenizer, model.llm_tokenizer = encoder[1], llm[1]
+    return model
+
+
+def test_the_catalogue_names_load_as_a_layalign_pair(pair):
+    from layalign import LayAlignConfig, LayAlignModel
+
+    model = LayAlignModel(LayAlignConfig(encoder="multilingual-e5-small", llm="smollm2-135m-instruct"))
+    assert model.config.encoder_layers == list(range(12)) and model.config.llm_layers == list(range(30))
+    assert model.encoder_tokenizer is not None and model.llm_tokenizer is not None
+
+
+def test_with_gates_at_zero_layalign_generates_what_smollm2_generates(layalign_model, llm):
+    from layalign.data.prompts import math_prompt
+    from layalign.processing import LayAlignProcessor
+
+    model, (bare, _) = layalign_model, llm
+    questions = [PARALLEL["sw"][5], PARALLEL["zh"][5], PARALLEL["en"][5]]
+    batch = LayAlignProcessor.from_model(model)(questions, [math_prompt(q) for q in questions])
+    with torch.no_grad():  # open gates would change the answer; shut, it must be SmolLM2's own
+        model.gates.zero_()
+    ours = model.generate(**batch, max_new_tokens=12, do_sample=False)
+    _, final = model.encode(batch["encoder_input_ids"], batch["encoder_attention_mask"])
+    inputs = model.build_inputs(final, batch["encoder_attention_mask"], batch["prompt_input_ids"],
+                                batch["prompt_attention_mask"])
+    model.llm.config._attn_implementation = "sdpa"  # the very same module, back on its own attention
+    try:
+        theirs = bare.generate(inputs_embeds=inputs.embeds, attention_mask=inputs.attention_mask, max_new_tokens=12,
+                               do_sample=False, pad_token_id=model.llm_tokenizer.eos_token_id)
+    finally:
+        model.llm.config._attn_implementation = "layalign_sdpa"
+    assert torch.equal(ours, theirs)
+
+
+def test_a_few_optimiser_steps_lower_the_loss_on_real_examples(layalign_model):
+    from layalign.processing import LayAlignProcessor
+
+    model = layalign_model
+    torch.manual_seed(0)
+    with torch.no_grad():  # start from a fresh, paper-style initialisation (gates at zero)
+        model.gates.zero_()
+    pairs = list(zip(PARALLEL["sw"] + PARALLEL["zh"], PARALLEL["en"] * 2))
+    batch = LayAlignProcessor.from_model(model)([p[0] for p in pairs], None, [p[1] for p in pairs])
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=5e-4)
+    model.train()
+    losses = []
+    for _ in range(10):
+        optimizer.zero_grad()
+        loss = model(**batch).loss
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    model.eval()
+    assert losses[-1] < losses[0] - 0.5, losses
+    assert model.gates.abs().sum() > 0  # the gates opened

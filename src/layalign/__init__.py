@@ -1,7 +1,24 @@
 """LayAlign: layer-wise fusion of a multilingual encoder into an English-centric LLM."""
 
-from layalign.config import LayAlignConfig
-from layalign.modeling import LayAlignModel, LayAlignOutput
+from __future__ import annotations
 
-__all__ = ["LayAlignConfig", "LayAlignModel", "LayAlignOutput"]
+import importlib
+from typing import TYPE_CHECKING
+
+__all__ = ["LayAlignConfig", "LayAlignModel", "LayAlignOutput", "LayAlignProcessor"]
 __version__ = "0.1.0"
+
+# Lazy: `layalign models list` should not pay for importing torch and transformers.
+_HOMES = {"LayAlignConfig": "layalign.config", "LayAlignModel": "layalign.modeling",
+          "LayAlignOutput": "layalign.modeling", "LayAlignProcessor": "layalign.processing"}
+
+if TYPE_CHECKING:
+    from layalign.config import LayAlignConfig
+    from layalign.modeling import LayAlignModel, LayAlignOutput
+    from layalign.processing import LayAlignProcessor
+
+
+def __getattr__(name: str):
+    if name in _HOMES:
+        return getattr(importlib.import_module(_HOMES[name]), name)
+    raise AttributeError(f"module 'layalign' has no attribute {name!r}")
