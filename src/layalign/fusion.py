@@ -38,8 +38,8 @@ _ACTIVE: ContextVar[FusionState | None] = ContextVar("layalign_active_state", de
 
 @dataclass
 class FusionState:
-    """The encoder side of the fusion branch for one batch: per fused layer, keys and values in the layer's head
-    layout (B, H_kv, T, d_h); the encoder padding mask (B, 1, 1, T), True = attend, or None; and the gates."""
+    """The encoder side of the fusion branch for one batch: per fused layer, float32 keys and values with one head
+    per query head, (B, H, T, d_h); the encoder padding mask (B, 1, 1, T), True = attend, or None; the gates."""
 
     keys: list[torch.Tensor]
     values: list[torch.Tensor]
@@ -78,9 +78,11 @@ def active(state: FusionState | None) -> Iterator[None]:
 
 
 def project_encoder_side(attention: nn.Module, key_input: torch.Tensor, value_input: torch.Tensor,
-                         num_kv_heads: int) -> tuple[torch.Tensor, torch.Tensor]:
+                         num_kv_heads: int, num_heads: int) -> tuple[torch.Tensor, torch.Tensor]:
     """K = k_proj(K_in), V = v_proj(V_in) with the layer's own frozen projections and, where the family has them,
-    its key/value norms (Qwen3, Gemma 3). No rotary embedding: encoder tokens have no position in the prompt."""
+    its key/value norms (Qwen3, Gemma 3). No rotary embedding: encoder tokens have no position in the prompt.
+    Returned in float32 with the key/value heads already repeated for grouped-query attention, so that each
+    decoding step does no more than one small attention call."""
     dtype = attention.k_proj.weight.dtype
     batch, length, _ = key_input.shape
     shape = (batch, length, num_kv_heads, -1)
@@ -90,16 +92,14 @@ def project_encoder_side(attention: nn.Module, key_input: torch.Tensor, value_in
         keys = attention.k_norm(keys)
     if getattr(attention, "v_norm", None) is not None:
         values = attention.v_norm(values)
-    return keys, values
+    repeats = num_heads // num_kv_heads
+    return (keys.float().repeat_interleave(repeats, dim=1), values.float().repeat_interleave(repeats, dim=1))
 
 
 def fusion_branch(module: nn.Module, query: torch.Tensor, state: FusionState, slot: int) -> torch.Tensor:
     """g * softmax(Q K^T * scaling) V over the encoder tokens, in float32; returns (B, q_len, H, d_h)."""
-    keys, values = state.keys[slot], state.values[slot]
-    attended = F.scaled_dot_product_attention(
-        query.float(), keys.float(), values.float(), attn_mask=state.mask, scale=module.scaling,
-        enable_gqa=keys.shape[1] != query.shape[1],
-    )
+    attended = F.scaled_dot_product_attention(query.float(), state.keys[slot], state.values[slot],
+                                              attn_mask=state.mask, scale=module.scaling)
     return (state.gates[slot] * attended).transpose(1, 2)
 
 

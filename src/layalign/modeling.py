@@ -71,7 +71,7 @@ class LayAlignModel(nn.Module):
                                             "llm_layers", "LLM layers")
         config.extra["shapes"] = {"encoder_layers": enc.num_layers, "encoder_width": enc.width,
                                   "llm_layers": dec.num_layers, "llm_width": dec.width}
-        self.num_kv_heads = dec.num_kv_heads
+        self.num_kv_heads, self.num_heads = dec.num_kv_heads, self.llm.config.num_attention_heads
 
         self.mapping = None if config.mapping == "none" else InputMapping(enc.width, dec.width, config.mapping)
         self.boundary = None if config.mapping == "none" else nn.Parameter(torch.zeros(1, 1, dec.width))
@@ -131,11 +131,11 @@ class LayAlignModel(nn.Module):
         for slot, layer in enumerate(self.config.llm_layers):
             attention = self.llm.get_decoder().layers[layer].self_attn
             k, v = fusion.project_encoder_side(attention, kv_inputs[2 * slot], kv_inputs[2 * slot + 1],
-                                               self.num_kv_heads)
+                                               self.num_kv_heads, self.num_heads)
             keys.append(k)
             values.append(v)
-        mask = None
-        if self.config.mask_encoder_padding:
+        mask = None  # no mask where nothing is padded: the attention kernels are faster without one
+        if self.config.mask_encoder_padding and not bool(attention_mask.all()):
             mask = attention_mask.to(device=self.gates.device, dtype=torch.bool)[:, None, None, :]
         return fusion.FusionState(keys, values, mask, self.gates, self.slots)
 
