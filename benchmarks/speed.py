@@ -1,8 +1,12 @@
 """Decoding throughput, training-step time and peak memory: LayAlign vs MindMerger vs the bare LLM.
 
-Every (system, batch size) cell runs in its own child process, so that its peak memory is its own; inside the child
-the work is warmed up once and then timed `--repeats` times; the table shows the median. Ratios are computed from
-numbers measured in the same invocation.
+Timing: the three systems are built in one process and timed round-robin (repeat 1 of each, then repeat 2 of each,
+...), after one warm-up each, so that a change in machine load hits all of them alike; the table shows medians and
+ratios of numbers measured in this one invocation. Decoding is reported two ways: end to end (the whole generate
+call: encoder, aligner and prefill included; LayAlign and MindMerger read the encoder's tokens in front of the same
+prompt, so their prefill is longer) and per decoding step ((N - 1) new tokens over the time of generating N tokens
+minus the time of generating 1), which is where the fusion branch runs. Peak memory: each system runs once more
+in a child process of its own.
 
     python benchmarks/speed.py --pair default                       # real default pair, CPU (float32)
     python benchmarks/speed.py --pair llama-1.5b --device cuda --dtype bfloat16   # random weights, GPU shapes
@@ -77,20 +81,6 @@ def build(system: str, pair: str, dtype: str, device: str):
     return (None if system == "llm" else model), model.llm, processor
 
 
-def timed(fn, repeats: int, device: str) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        if device.startswith("cuda"):
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        fn()
-        if device.startswith("cuda"):
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
 def llm_only_batch(llm, processor, prompts: list[str], device: str) -> dict:
     """The bare LLM reads [bos] + the prompt, left-padded."""
     ids = [[llm.config.bos_token_id] + processor._llm_ids(p) for p in prompts]
@@ -100,60 +90,75 @@ def llm_only_batch(llm, processor, prompts: list[str], device: str) -> dict:
     return {"input_ids": input_ids, "attention_mask": mask}
 
 
-def measure_decode(system: str, pair: str, batch: int, new_tokens: int, repeats: int, dtype: str, device: str):
+def decode_runs(system: str, pair: str, batch: int, new_tokens: int, dtype: str, device: str):
+    """Two callables: generate `new_tokens` tokens, and generate 1 token, for the same batch."""
     from layalign.data.prompts import math_prompt
 
     model, llm, processor = build(system, pair, dtype, device)
     sources = questions(batch)
     prompts = [math_prompt(q) for q in sources]
-    kwargs = dict(max_new_tokens=new_tokens, min_new_tokens=new_tokens, do_sample=False, pad_token_id=0)
     if model is None:
-        inputs = llm_only_batch(llm, processor, prompts, device)
-        run = lambda: llm.generate(**inputs, **kwargs)  # noqa: E731
+        inputs, generate = llm_only_batch(llm, processor, prompts, device), llm.generate
     else:
-        inputs = {k: v.to(device) for k, v in processor(sources, prompts).items()}
-        run = lambda: model.generate(**inputs, **kwargs)  # noqa: E731
-    with torch.no_grad():
-        seconds = timed(run, repeats, device)
-    return {"tokens_per_s": batch * new_tokens / seconds, "seconds": seconds}
+        inputs, generate = {k: v.to(device) for k, v in processor(sources, prompts).items()}, model.generate
+
+    def run(n: int):
+        with torch.no_grad():
+            return generate(**inputs, max_new_tokens=n, min_new_tokens=n, do_sample=False, pad_token_id=0)
+
+    return (lambda: run(new_tokens)), (lambda: run(1))
 
 
-def measure_train(system: str, pair: str, batch: int, repeats: int, dtype: str, device: str):
-    """One step = forward + backward (+ optimiser step for the adapters). The bare LLM's step is its forward +
-    backward to its input embeddings at the same sequence length, the least any adapter training must pay."""
+def train_run(system: str, pair: str, batch: int, dtype: str, device: str):
+    """One training step = forward + backward (+ AdamW on the adapters). The bare LLM's step is its forward +
+    backward to its input embeddings at the same sequence length: the least any adapter training must pay."""
     from layalign.data.prompts import math_prompt
 
-    model, llm, processor = build(system, pair, dtype, device)
+    model, llm, processor = build("mindmerger" if system == "llm" else system, pair, dtype, device)
     sources = questions(batch)
     prompts = [math_prompt(q) for q in sources]
     targets = ["Let's compute step by step: 16 - 3 - 4 = 9 eggs, and 9 * 2 = 18 dollars. The answer is: 18"] * batch
     inputs = {k: v.to(device) for k, v in processor(sources, prompts, targets).items()}
-    if model is None:
-        # the same LLM input LayAlign builds (soft tokens + prompt + target), as plain embeddings
-        from layalign import LayAlignConfig, LayAlignModel  # noqa: F401
-
-        ref, _, _ = build("mindmerger", pair, dtype, device)
-        _, final = ref.encode(inputs["encoder_input_ids"], inputs["encoder_attention_mask"])
+    if system == "llm":  # the very LLM input MindMerger builds (soft tokens + prompt + target), as plain embeddings
+        _, final = model.encode(inputs["encoder_input_ids"], inputs["encoder_attention_mask"])
         with torch.no_grad():
-            llm_in = ref.build_inputs(final, inputs["encoder_attention_mask"], inputs["prompt_input_ids"],
-                                      inputs["prompt_attention_mask"], inputs["labels"],
-                                      inputs["labels_attention_mask"])
+            llm_in = model.build_inputs(final, inputs["encoder_attention_mask"], inputs["prompt_input_ids"],
+                                        inputs["prompt_attention_mask"], inputs["labels"],
+                                        inputs["labels_attention_mask"])
         embeds = llm_in.embeds.detach().requires_grad_(True)
 
         def step():
             out = llm(inputs_embeds=embeds, attention_mask=llm_in.attention_mask, position_ids=llm_in.position_ids,
                       labels=llm_in.labels)
             out.loss.backward()
-    else:
-        model.train()
-        optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-5)
 
-        def step():
-            optimizer.zero_grad(set_to_none=True)
-            model(**inputs).loss.backward()
-            optimizer.step()
-    seconds = timed(step, repeats, device)
-    return {"seconds": seconds}
+        return step
+    model.train()
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-5)
+
+    def step():
+        optimizer.zero_grad(set_to_none=True)
+        model(**inputs).loss.backward()
+        optimizer.step()
+
+    return step
+
+
+def round_robin(runs: dict[str, object], repeats: int, device: str) -> dict[str, float]:
+    """Median seconds per callable, timed in turn so that load drift hits every system alike."""
+    for run in runs.values():
+        run()  # warm-up
+    times: dict[str, list[float]] = {name: [] for name in runs}
+    for _ in range(repeats):
+        for name, run in runs.items():
+            if device.startswith("cuda"):
+                torch.cuda.synchronize()
+            start = time.perf_counter()
+            run()
+            if device.startswith("cuda"):
+                torch.cuda.synchronize()
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(t) for name, t in times.items()}
 
 
 def peak_memory_mb(device: str) -> float:
@@ -163,50 +168,56 @@ def peak_memory_mb(device: str) -> float:
 
 
 def child(args) -> None:
+    """One system, one run, in a process of its own: its peak memory."""
     torch.manual_seed(0)
-    torch.set_num_threads(args.threads or torch.get_num_threads())
     if args.mode == "decode":
-        result = measure_decode(args.system, args.pair, args.batch, args.new_tokens, args.repeats, args.dtype,
-                                args.device)
+        decode_runs(args.system, args.pair, args.batch, args.new_tokens, args.dtype, args.device)[0]()
     else:
-        result = measure_train(args.system, args.pair, args.batch, args.repeats, args.dtype, args.device)
-    result["peak_mb"] = peak_memory_mb(args.device)
-    print("RESULT " + json.dumps(result))
+        train_run(args.system, args.pair, args.batch, args.dtype, args.device)()
+    print("RESULT " + json.dumps({"peak_mb": peak_memory_mb(args.device)}))
 
 
-def run_cell(args, mode: str, system: str, batch: int) -> dict:
+def peak_memory(args, mode: str, system: str, batch: int) -> float:
     cmd = [sys.executable, __file__, "--child", "--mode", mode, "--system", system, "--batch", str(batch),
-           "--pair", args.pair, "--dtype", args.dtype, "--device", args.device, "--repeats", str(args.repeats),
-           "--new-tokens", str(args.new_tokens)]
+           "--pair", args.pair, "--dtype", args.dtype, "--device", args.device, "--new-tokens", str(args.new_tokens)]
     out = subprocess.run(cmd, capture_output=True, text=True)
     lines = [line for line in out.stdout.splitlines() if line.startswith("RESULT ")]
     if out.returncode or not lines:
-        raise SystemExit(f"benchmark cell {mode}/{system}/batch {batch} failed:\n{out.stderr[-3000:]}")
-    result = json.loads(lines[-1][len("RESULT "):])
-    print(f"  {mode:6s} {system:10s} batch {batch}: {result}", flush=True)
-    return result
+        raise SystemExit(f"memory run {mode}/{system}/batch {batch} failed:\n{out.stderr[-3000:]}")
+    return json.loads(lines[-1][len("RESULT "):])["peak_mb"]
+
+
+def ratio_row(label: str, batch: int, v: dict[str, float], digits: int) -> str:
+    cells = " | ".join(f"{v[s]:.{digits}f}" for s in SYSTEMS)
+    return (f"| {label} | {batch} | {cells} | {v['layalign'] / v['llm']:.2f} | "
+            f"{v['layalign'] / v['mindmerger']:.2f} |")
 
 
 def table(args) -> str:
     rows = ["| measurement | batch | bare LLM | MindMerger | LayAlign | LayAlign / LLM | LayAlign / MindMerger |",
             "|---|---|---|---|---|---|---|"]
+    n = args.new_tokens
     for mode in args.modes:
         for batch in args.batches:
-            r = {s: run_cell(args, mode, s, batch) for s in SYSTEMS}
+            print(f"{mode}, batch {batch} ...", flush=True)
             if mode == "decode":
-                v = {s: r[s]["tokens_per_s"] for s in SYSTEMS}
-                rows.append(f"| decoding, new tokens/s | {batch} | {v['llm']:.1f} | {v['mindmerger']:.1f} | "
-                            f"{v['layalign']:.1f} | {v['layalign'] / v['llm']:.2f} | "
-                            f"{v['layalign'] / v['mindmerger']:.2f} |")
+                runs = {}
+                for system in SYSTEMS:
+                    full, first = decode_runs(system, args.pair, batch, n, args.dtype, args.device)
+                    runs[system], runs[system + "/1"] = full, first
+                t = round_robin(runs, args.repeats, args.device)
+                end_to_end = {s: batch * n / t[s] for s in SYSTEMS}
+                per_step = {s: batch * (n - 1) / (t[s] - t[s + "/1"]) for s in SYSTEMS}
+                rows.append(ratio_row(f"decoding per step, new tokens/s ({n} new)", batch, per_step, 1))
+                rows.append(ratio_row("decoding end to end (encoder + prefill included), new tokens/s", batch,
+                                      end_to_end, 1))
             else:
-                v = {s: r[s]["seconds"] for s in SYSTEMS}
-                rows.append(f"| training step, s | {batch} | {v['llm']:.3f} | {v['mindmerger']:.3f} | "
-                            f"{v['layalign']:.3f} | {v['layalign'] / v['llm']:.2f} | "
-                            f"{v['layalign'] / v['mindmerger']:.2f} |")
-            m = {s: r[s]["peak_mb"] for s in SYSTEMS}
-            rows.append(f"| {mode}: peak memory, MB | {batch} | {m['llm']:.0f} | {m['mindmerger']:.0f} | "
-                        f"{m['layalign']:.0f} | {m['layalign'] / m['llm']:.2f} | "
-                        f"{m['layalign'] / m['mindmerger']:.2f} |")
+                t = round_robin({s: train_run(s, args.pair, batch, args.dtype, args.device) for s in SYSTEMS},
+                                args.repeats, args.device)
+                rows.append(ratio_row("training step (forward + backward), s", batch, t, 3))
+            memory = {s: peak_memory(args, mode, s, batch) for s in SYSTEMS}
+            rows.append(ratio_row(f"{mode}: peak memory, MB", batch, memory, 0))
+            print("\n".join(rows[-3 if mode == "decode" else -2:]), flush=True)
     return "\n".join(rows)
 
 
@@ -219,7 +230,6 @@ def main() -> None:
     parser.add_argument("--batches", nargs="+", type=int, default=[1, 8])
     parser.add_argument("--new-tokens", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--out", default=None, help="markdown file (default docs/results/speed-PAIR-DEVICE.md)")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--mode", default="decode", help=argparse.SUPPRESS)
