@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import gc
 import json
 import platform
-import resource
+import re
 import statistics
 import subprocess
 import sys
@@ -56,11 +57,11 @@ def questions(n: int) -> list[str]:
 
 
 def build(system: str, pair: str, dtype: str, device: str):
-    """(model or None, llm, processor) for one system."""
+    """(model, its LLM, processor) for MindMerger or LayAlign."""
     from layalign import LayAlignConfig, LayAlignModel
     from layalign.processing import LayAlignProcessor
 
-    variant = "mindmerger" if system == "mindmerger" else "layalign"
+    variant = system
     if pair == "default":
         model = LayAlignModel(LayAlignConfig(variant=variant, dtype=dtype))
     else:
@@ -78,12 +79,26 @@ def build(system: str, pair: str, dtype: str, device: str):
             model.gates.fill_(0.1)
     processor = LayAlignProcessor.from_model(model, max_source_length=128, max_prompt_length=256,
                                              max_target_length=128)
-    return (None if system == "llm" else model), model.llm, processor
+    return model, model.llm, processor
 
 
-def llm_only_batch(llm, processor, prompts: list[str], device: str) -> dict:
+def build_llm(pair: str, dtype: str, device: str):
+    """The bare LLM and its tokenizer alone (no encoder in memory)."""
+    if pair == "default":
+        from layalign.catalogue import default_pair
+        from layalign.models import load_llm
+
+        llm, tokenizer = load_llm(default_pair()[1], dtype)
+    else:
+        from layalign.testing import byte_tokenizer, tiny_llm
+
+        llm, tokenizer = tiny_llm(**SHAPES[pair]["llm"]).to(getattr(torch, dtype)), byte_tokenizer()
+    return llm.to(device), tokenizer
+
+
+def llm_only_batch(llm, tokenizer, prompts: list[str], device: str) -> dict:
     """The bare LLM reads [bos] + the prompt, left-padded."""
-    ids = [[llm.config.bos_token_id] + processor._llm_ids(p) for p in prompts]
+    ids = [[llm.config.bos_token_id] + tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
     width = max(map(len, ids))
     input_ids = torch.tensor([[0] * (width - len(x)) + x for x in ids], device=device)
     mask = torch.tensor([[0] * (width - len(x)) + [1] * len(x) for x in ids], device=device)
@@ -94,12 +109,13 @@ def decode_runs(system: str, pair: str, batch: int, new_tokens: int, dtype: str,
     """Two callables: generate `new_tokens` tokens, and generate 1 token, for the same batch."""
     from layalign.data.prompts import math_prompt
 
-    model, llm, processor = build(system, pair, dtype, device)
     sources = questions(batch)
     prompts = [math_prompt(q) for q in sources]
-    if model is None:
-        inputs, generate = llm_only_batch(llm, processor, prompts, device), llm.generate
+    if system == "llm":
+        llm, tokenizer = build_llm(pair, dtype, device)
+        inputs, generate = llm_only_batch(llm, tokenizer, prompts, device), llm.generate
     else:
+        model, _, processor = build(system, pair, dtype, device)
         inputs, generate = {k: v.to(device) for k, v in processor(sources, prompts).items()}, model.generate
 
     def run(n: int):
@@ -161,19 +177,31 @@ def round_robin(runs: dict[str, object], repeats: int, device: str) -> dict[str,
     return {name: statistics.median(t) for name, t in times.items()}
 
 
+def reset_peak_memory(device: str) -> None:
+    """Forget the loading peak, so that the peak we read is the run's (weights resident + activations)."""
+    gc.collect()
+    if device.startswith("cuda"):
+        torch.cuda.reset_peak_memory_stats()
+    else:
+        Path("/proc/self/clear_refs").write_text("5")  # Linux: reset VmHWM to the current RSS
+
+
 def peak_memory_mb(device: str) -> float:
     if device.startswith("cuda"):
         return torch.cuda.max_memory_allocated() / 2**20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kB on Linux
+    status = Path("/proc/self/status").read_text()
+    return int(re.search(r"VmHWM:\s+(\d+) kB", status).group(1)) / 1024
 
 
 def child(args) -> None:
     """One system, one run, in a process of its own: its peak memory."""
     torch.manual_seed(0)
     if args.mode == "decode":
-        decode_runs(args.system, args.pair, args.batch, args.new_tokens, args.dtype, args.device)[0]()
+        run = decode_runs(args.system, args.pair, args.batch, args.new_tokens, args.dtype, args.device)[0]
     else:
-        train_run(args.system, args.pair, args.batch, args.dtype, args.device)()
+        run = train_run(args.system, args.pair, args.batch, args.dtype, args.device)
+    reset_peak_memory(args.device)
+    run()
     print("RESULT " + json.dumps({"peak_mb": peak_memory_mb(args.device)}))
 
 
@@ -241,7 +269,7 @@ def main() -> None:
         return
     machine = (torch.cuda.get_device_name() if args.device.startswith("cuda")
                else f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} CPU threads")
-    memory = "CUDA max allocated" if args.device != "cpu" else "max RSS"
+    memory = "CUDA max allocated" if args.device != "cpu" else "peak RSS"
     print(f"pair {args.pair}, {args.device}, {args.dtype}, {args.new_tokens} new tokens, median of {args.repeats}")
     body = table(args)
     command = "python benchmarks/speed.py " + " ".join(sys.argv[1:])
@@ -250,7 +278,8 @@ def main() -> None:
               f"- command: `{command}`\n- decoding: greedy, exactly {args.new_tokens} new tokens per example, "
               f"time of the whole generate call (encoder and prefill included), median of {args.repeats} after "
               f"one warm-up; training: forward + backward (+ AdamW step on the adapters), same batch\n"
-              f"- peak memory: each cell in its own process ({memory})"
+              f"- peak memory: each system once more in a process of its own, {memory} during the run (weights "
+              f"resident + activations; the loading peak is reset first)"
               f"\n\n{body}\n")
     print("\n" + report)
     out = Path(args.out or f"docs/results/speed-{args.pair}-{args.device.split(':')[0]}.md")
