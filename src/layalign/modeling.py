@@ -111,6 +111,17 @@ class LayAlignModel(nn.Module):
         super().train(mode)
         self.encoder.eval()
         self.llm.eval()
+        # later 5.x releases renamed is_gradient_checkpointing (deprecated) to is_activation_checkpointing
+        flag = ("is_activation_checkpointing" if hasattr(type(self.llm), "is_activation_checkpointing")
+                else "is_gradient_checkpointing")
+        if getattr(self.llm, flag, False):
+            # transformers checkpoints a decoder layer only while that layer is in training mode; flip just the
+            # layer containers, so that dropout and every other submodule stay in eval mode
+            from transformers.modeling_layers import GradientCheckpointingLayer
+
+            for module in self.llm.modules():
+                if isinstance(module, GradientCheckpointingLayer):
+                    module.training = mode
         return self
 
     # ---------------------------------------------------------------- the forward path

@@ -8,6 +8,7 @@ call: sources and targets keep their beginning, prompts keep their end (where th
 from __future__ import annotations
 
 import warnings
+from collections import Counter
 from collections.abc import Sequence
 
 import torch
@@ -24,6 +25,9 @@ class LayAlignProcessor:
         self.max_prompt_length = max_prompt_length
         self.max_target_length = max_target_length
         self.eos_token_id = llm_tokenizer.eos_token_id
+        # texts cut so far, per kind; a trainer turns the per-call warnings off and reports these totals instead
+        self.truncated: Counter[str] = Counter()
+        self.warn_truncation = True
         if self.eos_token_id is None:
             raise ValueError("the LLM tokenizer has no eos token; targets could never end")
 
@@ -68,14 +72,15 @@ class LayAlignProcessor:
         eos = self.encoder_tokenizer.sep_token_id or self.encoder_tokenizer.eos_token_id
         return [] if eos is None else [eos]
 
-    @staticmethod
-    def _truncate(ids: list[list[int]], limit: int, what: str, keep: str,
+    def _truncate(self, ids: list[list[int]], limit: int, what: str, keep: str,
                   tail: list[int] | None = None) -> list[list[int]]:
         cut = sum(len(x) > limit for x in ids)
         if not cut:
             return ids
-        warnings.warn(f"{cut} of {len(ids)} {what} texts are longer than {limit} tokens and were truncated",
-                      stacklevel=3)
+        self.truncated[what] += cut
+        if self.warn_truncation:
+            warnings.warn(f"{cut} of {len(ids)} {what} texts are longer than {limit} tokens and were truncated",
+                          stacklevel=3)
         if keep == "end":
             return [x[-limit:] for x in ids]
         tail = tail or []
