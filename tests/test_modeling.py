@@ -277,3 +277,27 @@ def test_trainable_parameter_count_of_the_paper_setup_on_meta_device():
     assert round(mapping / 1e6, 1) == 25.2 and round(aligner / 1e6, 1) == 8.4
     assert model.gates.numel() == 32
     assert model.num_trainable_parameters() == mapping + aligner + 32 + 4096  # + the boundary vector
+
+
+def test_fusion_branch_is_the_formula_head_by_head():
+    """g * softmax(Q_h K_j^T * scaling) V_j for every query head h, j = the key/value head h reads under grouped-query
+    attention (h // G, transformers' repeat_kv order), padded encoder positions masked out."""
+    from types import SimpleNamespace
+
+    from layalign.fusion import FusionState, fusion_branch
+
+    torch.manual_seed(0)
+    batch, heads, kv_heads, q_len, length, dim = 2, 6, 2, 3, 5, 8
+    query = torch.randn(batch, heads, q_len, dim)
+    keys, values = torch.randn(batch, kv_heads, length, dim), torch.randn(batch, kv_heads, length, dim)
+    mask = torch.tensor([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0]], dtype=torch.bool)
+    gates = torch.tensor([0.7])
+    state = FusionState([keys], [values], mask[:, None, None, :], gates, {0: 0})
+    got = fusion_branch(SimpleNamespace(scaling=dim ** -0.5), query, state, 0)  # (B, q_len, H, d_h)
+    for b in range(batch):
+        for h in range(heads):
+            j = h // (heads // kv_heads)
+            scores = (query[b, h] @ keys[b, j].T) * dim ** -0.5
+            scores = scores.masked_fill(~mask[b], float("-inf"))
+            expected = 0.7 * torch.softmax(scores, dim=-1) @ values[b, j]
+            torch.testing.assert_close(got[b, :, h], expected, rtol=1e-5, atol=1e-6)

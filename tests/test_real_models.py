@@ -202,3 +202,18 @@ def test_a_few_optimiser_steps_lower_the_loss_on_real_examples(layalign_model):
     model.eval()
     assert losses[-1] < losses[0] - 0.5, losses
     assert model.gates.abs().sum() > 0  # the gates opened
+
+
+def test_quickstart_runs_end_to_end(tmp_path, capsys):
+    """The README's main job, shortened: real models, real data, training, answers beside the bare LLM."""
+    from layalign.quickstart import QUESTION_LANGS, run_quickstart
+
+    data = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
+    summary = run_quickstart(data_dir=str(data), out=tmp_path, steps=3, max_new_tokens=12)
+    printed = capsys.readouterr().out
+    assert "[3/3]" in printed and "SmolLM2 alone" in printed and "LayAlign" in printed
+    assert len(summary["dev_perplexity"]) == 2  # before and after training
+    assert [row["lang"] for row in summary["questions"]] == list(QUESTION_LANGS)
+    for row in summary["questions"]:
+        assert row["SmolLM2 alone"]["output"] and row["LayAlign"]["output"]
+    assert (tmp_path / "train" / "final" / "adapter.safetensors").is_file()

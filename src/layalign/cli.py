@@ -50,7 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
     train = sub.add_parser("train", help="train the adapters (translation or task stage) from a YAML recipe")
     train.add_argument("--config", required=True, help="YAML recipe, see configs/")
     train.add_argument("overrides", nargs="*", help="key=value overrides of the recipe, e.g. max_steps=20")
-    train.add_argument("--resume", action="store_true", help="continue from the last checkpoint in output_dir")
+    train.add_argument("--resume", action="store_true",
+                       help="continue from the last checkpoint in output_dir (from the start if it has none)")
 
     ev = sub.add_parser("evaluate", help="evaluate a model on a benchmark, per language")
     ev.add_argument("--model", required=True, help="LayAlign directory, or llm:REF for the bare LLM")

@@ -38,8 +38,8 @@ _ACTIVE: ContextVar[FusionState | None] = ContextVar("layalign_active_state", de
 
 @dataclass
 class FusionState:
-    """The encoder side of the fusion branch for one batch: per fused layer, float32 keys and values with one head
-    per query head, (B, H, T, d_h); the encoder padding mask (B, 1, 1, T), True = attend, or None; the gates."""
+    """The encoder side of the fusion branch for one batch: per fused layer, float32 keys and values with the LLM's
+    key/value heads, (B, H_kv, T, d_h); the encoder padding mask (B, 1, 1, T), True = attend, or None; the gates."""
 
     keys: list[torch.Tensor]
     values: list[torch.Tensor]
@@ -78,11 +78,10 @@ def active(state: FusionState | None) -> Iterator[None]:
 
 
 def project_encoder_side(attention: nn.Module, key_input: torch.Tensor, value_input: torch.Tensor,
-                         num_kv_heads: int, num_heads: int) -> tuple[torch.Tensor, torch.Tensor]:
+                         num_kv_heads: int) -> tuple[torch.Tensor, torch.Tensor]:
     """K = k_proj(K_in), V = v_proj(V_in) with the layer's own frozen projections and, where the family has them,
     its key/value norms (Qwen3, Gemma 3). No rotary embedding: encoder tokens have no position in the prompt.
-    Returned in float32 with the key/value heads already repeated for grouped-query attention, so that each
-    decoding step does no more than one small attention call."""
+    Returned in float32, (B, H_kv, T, d_h): grouped-query heads are not repeated (see fusion_branch)."""
     dtype = attention.k_proj.weight.dtype
     batch, length, _ = key_input.shape
     shape = (batch, length, num_kv_heads, -1)
@@ -92,15 +91,21 @@ def project_encoder_side(attention: nn.Module, key_input: torch.Tensor, value_in
         keys = attention.k_norm(keys)
     if getattr(attention, "v_norm", None) is not None:
         values = attention.v_norm(values)
-    repeats = num_heads // num_kv_heads
-    return (keys.float().repeat_interleave(repeats, dim=1), values.float().repeat_interleave(repeats, dim=1))
+    return keys.float(), values.float()
 
 
 def fusion_branch(module: nn.Module, query: torch.Tensor, state: FusionState, slot: int) -> torch.Tensor:
-    """g * softmax(Q K^T * scaling) V over the encoder tokens, in float32; returns (B, q_len, H, d_h)."""
-    attended = F.scaled_dot_product_attention(query.float(), state.keys[slot], state.values[slot],
-                                              attn_mask=state.mask, scale=module.scaling)
-    return (state.gates[slot] * attended).transpose(1, 2)
+    """g * softmax(Q K^T * scaling) V over the encoder tokens, in float32; returns (B, q_len, H, d_h).
+
+    Grouped-query attention without repeating keys and values: the G query heads that share key/value head j
+    (heads j*G ... j*G + G - 1, the order of transformers' repeat_kv) are laid end to end along the query axis,
+    so one attention call over (B, H_kv, G * q_len) queries computes exactly the per-head attention, reading each
+    key/value head once instead of G times."""
+    keys, values = state.keys[slot], state.values[slot]
+    batch, heads, length, head_dim = query.shape
+    grouped = query.float().reshape(batch, keys.shape[1], -1, head_dim)
+    attended = F.scaled_dot_product_attention(grouped, keys, values, attn_mask=state.mask, scale=module.scaling)
+    return (state.gates[slot] * attended.view(batch, heads, length, head_dim)).transpose(1, 2)
 
 
 def _base_attention(name: str, module: nn.Module):

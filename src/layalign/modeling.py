@@ -71,7 +71,7 @@ class LayAlignModel(nn.Module):
                                             "llm_layers", "LLM layers")
         config.extra["shapes"] = {"encoder_layers": enc.num_layers, "encoder_width": enc.width,
                                   "llm_layers": dec.num_layers, "llm_width": dec.width}
-        self.num_kv_heads, self.num_heads = dec.num_kv_heads, self.llm.config.num_attention_heads
+        self.num_kv_heads = dec.num_kv_heads
 
         self.mapping = None if config.mapping == "none" else InputMapping(enc.width, dec.width, config.mapping)
         self.boundary = None if config.mapping == "none" else nn.Parameter(torch.zeros(1, 1, dec.width))
@@ -137,12 +137,13 @@ class LayAlignModel(nn.Module):
 
     def fusion_state(self, encoder_states: list[torch.Tensor], attention_mask: torch.Tensor) -> fusion.FusionState:
         """The aligner and every fused layer's key/value projections, computed once for the whole call."""
-        kv_inputs = self.aligner([s.to(self.gates.device) for s in encoder_states])
+        # unbind, not indexing: the backward of 2F indexings would build 2F full-size zero gradients
+        kv_inputs = self.aligner([s.to(self.gates.device) for s in encoder_states]).unbind(0)
         keys, values = [], []
         for slot, layer in enumerate(self.config.llm_layers):
             attention = self.llm.get_decoder().layers[layer].self_attn
             k, v = fusion.project_encoder_side(attention, kv_inputs[2 * slot], kv_inputs[2 * slot + 1],
-                                               self.num_kv_heads, self.num_heads)
+                                               self.num_kv_heads)
             keys.append(k)
             values.append(v)
         mask = None  # no mask where nothing is padded: the attention kernels are faster without one

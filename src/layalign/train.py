@@ -107,6 +107,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.stage not in STAGES:
             raise ValueError(f"unknown stage {self.stage!r}; choose one of {list(STAGES)}")
+        if self.mixed_precision in (False, None):  # YAML reads a bare `no` as false
+            self.mixed_precision = "no"
         if self.mixed_precision not in ("no", "bf16"):
             raise ValueError(f"mixed_precision must be 'no' or 'bf16', got {self.mixed_precision!r}")
         for name in ("batch_size", "gradient_accumulation_steps", "log_every"):
@@ -284,11 +286,13 @@ def train(config: TrainConfig, resume: bool = False, model: LayAlignModel | None
     step, best = 0, math.inf
     if resume:
         found = _latest_checkpoint(checkpoints)
-        if found is None:
-            raise FileNotFoundError(f"--resume: no checkpoint under {checkpoints}")
-        step, best = _load_checkpoint(found, unwrapped, optimizer, scheduler, config, world)
-        if main:
-            print(f"resuming from {found} (step {step} of {max_steps})")
+        if found is None:  # nothing to continue: a rerun script may pass --resume every time
+            if main:
+                print(f"--resume: no checkpoint under {checkpoints} yet, starting from the beginning")
+        else:
+            step, best = _load_checkpoint(found, unwrapped, optimizer, scheduler, config, world)
+            if main:
+                print(f"resuming from {found} (step {step} of {max_steps})")
     if main:
         out.mkdir(parents=True, exist_ok=True)
         (out / "train_config.yaml").write_text(config.to_yaml(), encoding="utf-8")
@@ -305,6 +309,20 @@ def train(config: TrainConfig, resume: bool = False, model: LayAlignModel | None
             _save_checkpoint(checkpoints, step, unwrapped, optimizer, scheduler, best, config, world)
         accelerator.wait_for_everyone()
 
+    def evaluate_dev(step: int) -> None:
+        nonlocal best
+        ppl = dev_perplexity(wrapped, batcher, dev_examples, config.batch_size, accelerator)
+        if ppl < best:
+            best = ppl
+            if main:
+                _replace_dir(out / "best", unwrapped.save_pretrained)
+        _log(out, {"step": step, "dev_ppl": round(ppl, 4), "best_dev_ppl": round(best, 4)}, main, accelerator)
+        if main:
+            tqdm.write(f"step {step}: dev perplexity {ppl:.3f} (best {best:.3f})")
+        wrapped.train()
+
+    if dev_examples and step == 0:
+        evaluate_dev(0)  # where training starts from (a stage may make things worse: best/ then keeps this)
     bar = tqdm(total=max_steps, initial=step, disable=not main, desc=config.stage, dynamic_ncols=True)
     window_tokens, window_start = 0, time.perf_counter()
     wrapped.train()
@@ -350,15 +368,7 @@ def train(config: TrainConfig, resume: bool = False, model: LayAlignModel | None
                 _log(out, record, main, accelerator)
                 window_tokens, window_start = 0, time.perf_counter()
             if dev_examples and ((config.eval_every and step % config.eval_every == 0) or step == max_steps):
-                ppl = dev_perplexity(wrapped, batcher, dev_examples, config.batch_size, accelerator)
-                if ppl < best:
-                    best = ppl
-                    if main:
-                        _replace_dir(out / "best", unwrapped.save_pretrained)
-                _log(out, {"step": step, "dev_ppl": round(ppl, 4), "best_dev_ppl": round(best, 4)}, main, accelerator)
-                if main:
-                    bar.write(f"step {step}: dev perplexity {ppl:.3f} (best {best:.3f})")
-                wrapped.train()
+                evaluate_dev(step)
             if config.save_every and step % config.save_every == 0 and step < max_steps:
                 save(step)
             if on_step is not None:
