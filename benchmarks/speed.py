@@ -143,10 +143,14 @@ def train_run(system: str, pair: str, batch: int, dtype: str, device: str):
                                         inputs["labels_attention_mask"])
         embeds = llm_in.embeds.detach().requires_grad_(True)
 
+        keep = inputs["labels"].shape[1] + 1  # the LM head on the target positions only, as LayAlignModel does
+
         def step():
             out = llm(inputs_embeds=embeds, attention_mask=llm_in.attention_mask, position_ids=llm_in.position_ids,
-                      labels=llm_in.labels)
-            out.loss.backward()
+                      logits_to_keep=keep)
+            targets = llm_in.labels[:, -keep + 1:]
+            torch.nn.functional.cross_entropy(out.logits[:, :-1].flatten(0, 1), targets.flatten(),
+                                              ignore_index=-100).backward()
 
         return step
     model.train()

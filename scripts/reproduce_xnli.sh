@@ -14,9 +14,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-runs/reproduction}
 DATA=${DATA:-../shared/data}
-LIMIT=${LIMIT:-60}
+LIMIT=${LIMIT:-40}
 LANES=${LANES:-2}
-TRANSLATION_LIMIT=${TRANSLATION_LIMIT:-20}
+TRANSLATION_LIMIT=${TRANSLATION_LIMIT:-10}
 read -r -a OVERRIDES <<< "${TRAIN_OVERRIDES:-}"
 export TOKENIZERS_PARALLELISM=false HF_HUB_OFFLINE=1
 [ "$LANES" -gt 1 ] && export OMP_NUM_THREADS=1

@@ -292,7 +292,8 @@ def test_fusion_branch_is_the_formula_head_by_head():
     keys, values = torch.randn(batch, kv_heads, length, dim), torch.randn(batch, kv_heads, length, dim)
     mask = torch.tensor([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0]], dtype=torch.bool)
     gates = torch.tensor([0.7])
-    state = FusionState([keys], [values], mask[:, None, None, :], gates, {0: 0})
+    additive = torch.zeros(batch, 1, 1, length).masked_fill(~mask[:, None, None, :], float("-inf"))
+    state = FusionState([keys], [values], additive, gates, {0: 0})
     got = fusion_branch(SimpleNamespace(scaling=dim ** -0.5), query, state, 0)  # (B, q_len, H, d_h)
     for b in range(batch):
         for h in range(heads):

@@ -39,7 +39,8 @@ _ACTIVE: ContextVar[FusionState | None] = ContextVar("layalign_active_state", de
 @dataclass
 class FusionState:
     """The encoder side of the fusion branch for one batch: per fused layer, float32 keys and values with the LLM's
-    key/value heads, (B, H_kv, T, d_h); the encoder padding mask (B, 1, 1, T), True = attend, or None; the gates."""
+    key/value heads, (B, H_kv, T, d_h); the encoder padding mask, additive float32 (B, 1, 1, T) with 0 = attend and
+    -inf = padding, or None; the gates."""
 
     keys: list[torch.Tensor]
     values: list[torch.Tensor]
