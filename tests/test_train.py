@@ -206,6 +206,13 @@ def test_recipe_readers_expand_languages_and_report_bad_rows(tmp_path):
     bad.write_text('{"premise": "a", "hypothesis": "b", "label": 0}\n{"premise": "a"}\n')
     with pytest.raises(ValueError, match=r"train-xx.jsonl.*line 2|line 2.*train-xx.jsonl"):
         read_examples([{"reader": "xnli_train", "path": str(bad), "lang": "sw"}], str(DATA))
+    # the XNLI training files are sorted by label: `limit` takes the first rows (one label), `sample` a random mix
+    assert {e.target for e in examples} == {"entailment"}
+    sampled = read_examples([{**XNLI, "sample": 24, "limit": None}], str(DATA), seed=0)
+    assert len(sampled) == 48 and len({e.target for e in sampled}) == 3
+    assert sampled == read_examples([{**XNLI, "sample": 24, "limit": None}], str(DATA), seed=0)
+    with pytest.raises(ValueError, match="sample=30"):
+        read_examples([{**XNLI, "sample": 30}], str(DATA))
     with pytest.raises(ValueError, match="unknown reader"):
         read_examples([{"reader": "nope"}], str(DATA))
     with pytest.raises(ValueError, match="takes"):

@@ -174,12 +174,15 @@ def apply_overrides(data: dict[str, Any], overrides: list[str] | tuple[str, ...]
 # ------------------------------------------------------------------------------------------------------------ data
 
 
-def read_examples(specs: list[dict[str, Any]], data_dir: str) -> list[TrainExample]:
-    """Every example the reader specs name, in order. A spec: {"reader": NAME, ...that reader's arguments}."""
+def read_examples(specs: list[dict[str, Any]], data_dir: str, seed: int = 0) -> list[TrainExample]:
+    """Every example the reader specs name, in order. A spec: {"reader": NAME, ...that reader's arguments}, plus
+    optionally `sample: N`: N examples drawn at random (with `seed`) from what each reader call returns. Use it
+    rather than the readers' `limit` (the first N) where a file is sorted, as the XNLI training files are (by label)."""
     examples: list[TrainExample] = []
     for spec in specs:
         spec = dict(spec)
         name = spec.pop("reader", None)
+        sample = spec.pop("sample", None)
         if name not in READERS:
             raise ValueError(f"unknown reader {name!r} in the recipe; known: {', '.join(READERS)}")
         function = READERS[name]
@@ -194,7 +197,13 @@ def read_examples(specs: list[dict[str, Any]], data_dir: str) -> list[TrainExamp
             unknown = sorted(set(kwargs) - accepted)
             if unknown:
                 raise ValueError(f"reader {name!r} takes {sorted(accepted)}, not {unknown}")
-            examples += function(**kwargs)
+            read = function(**kwargs)
+            if sample is not None:
+                if not 0 < int(sample) <= len(read):
+                    raise ValueError(f"reader {name!r}: sample={sample}, but the call {kwargs} returned {len(read)} "
+                                     "examples")
+                read = random.Random(seed).sample(read, int(sample))
+            examples += read
     return examples
 
 
@@ -253,8 +262,8 @@ def train(config: TrainConfig, resume: bool = False, model: LayAlignModel | None
     set_seed(config.seed)
 
     # data: read everything before loading models, so that a bad file fails in seconds
-    train_examples = read_examples(config.train_data, config.data_dir)
-    dev_examples = read_examples(config.dev_data, config.data_dir)
+    train_examples = read_examples(config.train_data, config.data_dir, config.seed)
+    dev_examples = read_examples(config.dev_data, config.data_dir, config.seed)
     if not dev_examples and config.dev_size:
         train_examples, dev_examples = readers.split_dev(train_examples, config.dev_size, seed=config.seed)
     global_batch = config.batch_size * config.gradient_accumulation_steps * world

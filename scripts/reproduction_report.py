@@ -1,0 +1,152 @@
+"""Collect what scripts/reproduce_xnli.sh produced into docs/results/reproduction.md (tables, charts, heatmaps,
+training curves, wall times). Everything here is read from the run folder; the discussion is written by hand
+in docs/results/reproduction-discussion.md and appended.
+
+    python scripts/reproduction_report.py [--run runs/reproduction] [--out docs/results]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import platform
+import shutil
+import statistics
+from pathlib import Path
+
+SYSTEMS = [("llm-only", "LLM only (prompted, no training)"), ("langbridge-s0", "LangBridge, seed 0"),
+           ("mindmerger-s0", "MindMerger, seed 0"), ("mindmerger-s1", "MindMerger, seed 1"),
+           ("layalign-s0", "LayAlign, seed 0"), ("layalign-s1", "LayAlign, seed 1")]
+
+
+def log(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def minutes(folder: Path) -> float:
+    """Wall time of a training stage: from its recipe being written to its final/ adapters."""
+    start = (folder / "train_config.yaml").stat().st_mtime
+    return ((folder / "final" / "adapter.safetensors").stat().st_mtime - start) / 60
+
+
+def training_rows(run: Path) -> list[str]:
+    rows = ["| system | stage | steps | mean loss, first 10 steps | mean loss, last 10 steps | dev perplexity "
+            "(start -> best) | wall time, min |", "|---|---|---:|---:|---:|---|---:|"]
+    for name, label in SYSTEMS[1:]:
+        for stage in ("translation", "task"):
+            folder = run / name / stage
+            if not (folder / "train_log.jsonl").is_file():
+                continue
+            records = log(folder / "train_log.jsonl")
+            steps = [r for r in records if "loss" in r]
+            losses = [r["loss"] for r in steps]
+            dev = [r["dev_ppl"] for r in records if "dev_ppl" in r]
+            rows.append(f"| {label} | {stage} | {steps[-1]['step']} | {statistics.mean(losses[:2]):.3f} | "
+                        f"{statistics.mean(losses[-2:]):.3f} | {dev[0]:.2f} -> {min(dev):.2f} | "
+                        f"{minutes(folder):.1f} |")
+    return rows
+
+
+def accuracy_summary(run: Path) -> list[str]:
+    """Average accuracy per system, and seen / unseen-language averages (seen = the task stage's languages)."""
+    seen = {"en", "de", "es", "fr", "sw", "tr", "vi", "zh"}
+    rows = ["| system | avg (15) | seen in task training (8) | unseen (7) | low-resource (sw, ur, hi) |",
+            "|---|---:|---:|---:|---:|"]
+    for name, label in SYSTEMS:
+        path = run / "eval" / name / "results.json"
+        if not path.is_file():
+            continue
+        results = json.loads(path.read_text())
+        acc = {lang: 100 * values["accuracy"] for lang, values in results["per_language"].items()}
+        unseen = [v for lang, v in acc.items() if lang not in seen]
+        low = [acc[lang] for lang in ("sw", "ur", "hi") if lang in acc]
+        rows.append(f"| {label} | {statistics.mean(acc.values()):.1f} | "
+                    f"{statistics.mean(acc[lang] for lang in acc if lang in seen):.1f} | "
+                    f"{statistics.mean(unseen):.1f} | {statistics.mean(low):.1f} |")
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--run", default="runs/reproduction")
+    parser.add_argument("--out", default="docs/results")
+    args = parser.parse_args()
+    run, out = Path(args.run), Path(args.out)
+    figures = out / "reproduction"
+    figures.mkdir(parents=True, exist_ok=True)
+    for source, target in [(run / "compare" / "compare.png", "xnli-accuracy.png"),
+                           (run / "compare-translation" / "compare.png", "translation-chrf.png"),
+                           (run / "compare" / "layalign-s0-fusion.png", "layalign-s0-fusion.png"),
+                           (run / "compare" / "layalign-s1-fusion.png", "layalign-s1-fusion.png")]:
+        if source.is_file():
+            shutil.copy(source, figures / target)
+    recipe = (Path("configs/reproduction/layalign.yaml")).read_text()
+    steps = next(line.split(":")[1].strip() for line in recipe.splitlines() if line.startswith("max_steps"))
+    translation = Path("configs/reproduction/translation.yaml").read_text()
+    t_steps = next(line.split(":")[1].strip() for line in translation.splitlines() if line.startswith("max_steps"))
+    total = next((line for line in (run / "wall_time.txt").read_text().splitlines()), "") if (
+        run / "wall_time.txt").is_file() else "not recorded"
+    limit = json.loads((run / "eval" / "layalign-s0" / "results.json").read_text())["n"] // 15
+
+    text = [
+        "# Small-scale reproduction: LayAlign vs MindMerger vs LangBridge vs the bare LLM on XNLI",
+        "",
+        f"- date: {dt.date.today()}; machine: {platform.machine()}, 2 CPU cores, no GPU; torch "
+        f"{__import__('torch').__version__}, transformers {__import__('transformers').__version__}",
+        "- models: multilingual-e5-small (encoder, frozen) + SmolLM2-135M-Instruct (LLM, frozen), from the offline "
+        "catalogue",
+        "- command: `bash scripts/reproduce_xnli.sh` (then `python scripts/reproduction_report.py`); recipes in "
+        "`configs/reproduction/`",
+        f"- budget, the same for every trained system: stage 1 (translation, X -> English pairs from "
+        f"`../shared/data/parallel` in the 14 non-English XNLI languages, 1,000 per corpus and language) "
+        f"{t_steps} steps at batch 8, lr 5e-4; stage 2 (XNLI training JSONL) {steps} steps at batch 8, lr 1e-3; "
+        "AdamW (0.8, 0.999), eps 1e-8, wd 3e-7, cosine with 5 % warm-up, fp32; the checkpoint with the lowest dev "
+        "perplexity of each stage is kept (stage 2 starts from stage 1's)",
+        "- task data: MindMerger and LayAlign 1,000 examples in each of en de es fr sw tr vi zh; LangBridge 8,000 "
+        "English examples (English-only, as in its paper; no LLM prompt); LLM only: the bare LLM prompted with the "
+        "same XNLI template (not fine-tuned)",
+        f"- evaluation: the first {limit} XNLI dev rows of every one of the 15 languages (the same rows, translated), "
+        "greedy, 5 new tokens, the label word extracted from the output",
+        "- seeds: 0 and 1 for MindMerger and LayAlign (both stages), 0 for LangBridge",
+        f"- wall time of the whole script: {total} (two trainings at a time, one thread each)",
+        "",
+        "## XNLI dev accuracy per language (%)",
+        "",
+        (run / "compare" / "compare.md").read_text().strip(),
+        "",
+        "![XNLI accuracy](reproduction/xnli-accuracy.png)",
+        "",
+        "### Averages: seen and unseen languages",
+        "",
+        *accuracy_summary(run),
+        "",
+        "## Training",
+        "",
+        *training_rows(run),
+        "",
+        "## Stage 1: translation quality (NTREX-128, held out from training)",
+        "",
+        (run / "compare-translation" / "compare.md").read_text().strip(),
+        "",
+        "![translation chrF](reproduction/translation-chrf.png)",
+        "",
+        "## What the trained LayAlign fuses: gates and layer-mix weights",
+        "",
+        "```",
+        (run / "inspect.txt").read_text().strip(),
+        "```",
+        "",
+        "![LayAlign seed 0](reproduction/layalign-s0-fusion.png)",
+        "![LayAlign seed 1](reproduction/layalign-s1-fusion.png)",
+        "",
+    ]
+    discussion = out / "reproduction-discussion.md"
+    if discussion.is_file():
+        text += [discussion.read_text().strip(), ""]
+    (out / "reproduction.md").write_text("\n".join(text), encoding="utf-8")
+    print(f"wrote {out / 'reproduction.md'}")
+
+
+if __name__ == "__main__":
+    main()
