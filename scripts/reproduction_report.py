@@ -8,6 +8,7 @@ in docs/results/reproduction-discussion.md and appended.
 from __future__ import annotations
 
 import argparse
+import collections
 import datetime as dt
 import json
 import platform
@@ -67,6 +68,26 @@ def accuracy_summary(run: Path) -> list[str]:
     return rows
 
 
+def prediction_mix(run: Path) -> list[str]:
+    """How often each system answers each label (the gold labels are balanced: a system that always answers one
+    label, or guesses with any fixed mix, scores 33.3 %)."""
+    rows = ["| system | entailment | neutral | contradiction | no label word | gold mix (e / n / c) |",
+            "|---|---:|---:|---:|---:|---|"]
+    for name, label in SYSTEMS:
+        path = run / "eval" / name / "predictions.jsonl"
+        if not path.is_file():
+            continue
+        predictions = log(path)
+        answers = collections.Counter(p["answer"] for p in predictions)
+        golds = collections.Counter(p["gold"] for p in predictions)
+        share = {k: 100 * v / len(predictions) for k, v in answers.items()}
+        gold_mix = " / ".join(f"{100 * golds[k] / len(predictions):.0f}" for k in ("entailment", "neutral",
+                                                                                   "contradiction"))
+        rows.append(f"| {label} | {share.get('entailment', 0):.0f} % | {share.get('neutral', 0):.0f} % | "
+                    f"{share.get('contradiction', 0):.0f} % | {share.get(None, 0):.0f} % | {gold_mix} |")
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run", default="runs/reproduction")
@@ -120,6 +141,10 @@ def main() -> None:
         "### Averages: seen and unseen languages",
         "",
         *accuracy_summary(run),
+        "",
+        "### Which labels each system answers",
+        "",
+        *prediction_mix(run),
         "",
         "## Training",
         "",
