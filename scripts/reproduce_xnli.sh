@@ -73,4 +73,5 @@ layalign compare "$OUT/eval/translation-langbridge" "$OUT/eval/translation-mindm
 for seed in 0 1; do
   layalign inspect "$OUT/layalign-s$seed/task/best" --out "$OUT/compare/layalign-s$seed-fusion.png"
 done > "$OUT/inspect.txt"
-echo "done in $(( ($(date +%s) - start) / 60 )) min: $OUT/compare" >&2
+echo "$(( ($(date +%s) - start) / 60 )) min" > "$OUT/wall_time.txt"
+echo "done in $(cat "$OUT/wall_time.txt"): $OUT/compare; report: python scripts/reproduction_report.py --run $OUT" >&2

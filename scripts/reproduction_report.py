@@ -25,10 +25,12 @@ def log(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def minutes(folder: Path) -> float:
-    """Wall time of a training stage: from its recipe being written to its final/ adapters."""
+def minutes(folder: Path) -> str:
+    """Wall time of a training stage: from its recipe being written to its final/ adapters (a stage that a rerun
+    found finished rewrote its recipe after the fact: its time is not known from the files)."""
     start = (folder / "train_config.yaml").stat().st_mtime
-    return ((folder / "final" / "adapter.safetensors").stat().st_mtime - start) / 60
+    seconds = (folder / "final" / "adapter.safetensors").stat().st_mtime - start
+    return f"{seconds / 60:.1f}" if seconds > 30 else "(finished before a rerun)"
 
 
 def training_rows(run: Path) -> list[str]:
@@ -45,7 +47,7 @@ def training_rows(run: Path) -> list[str]:
             dev = [r["dev_ppl"] for r in records if "dev_ppl" in r]
             rows.append(f"| {label} | {stage} | {steps[-1]['step']} | {statistics.mean(losses[:2]):.3f} | "
                         f"{statistics.mean(losses[-2:]):.3f} | {dev[0]:.2f} -> {min(dev):.2f} | "
-                        f"{minutes(folder):.1f} |")
+                        f"{minutes(folder)} |")
     return rows
 
 
@@ -59,7 +61,7 @@ def accuracy_summary(run: Path) -> list[str]:
         if not path.is_file():
             continue
         results = json.loads(path.read_text())
-        acc = {lang: 100 * values["accuracy"] for lang, values in results["per_language"].items()}
+        acc = {lang: values["accuracy"] for lang, values in results["per_language"].items()}
         unseen = [v for lang, v in acc.items() if lang not in seen]
         low = [acc[lang] for lang in ("sw", "ur", "hi") if lang in acc]
         rows.append(f"| {label} | {statistics.mean(acc.values()):.1f} | "

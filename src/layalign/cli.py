@@ -44,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     quick = sub.add_parser("quickstart", help="the main job: pull the default pair, train briefly, compare answers")
     quick.add_argument("--data-dir", default="../shared/data", help="folder holding mgsm/, xnli/, parallel/ ...")
     quick.add_argument("--out", default="runs/quickstart")
-    quick.add_argument("--steps", type=int, default=60)
+    quick.add_argument("--steps", type=int, default=40)
     quick.add_argument("--device", default=None)
 
     train = sub.add_parser("train", help="train the adapters (translation or task stage) from a YAML recipe")
