@@ -29,6 +29,7 @@ def main() -> None:
     parser.add_argument("--new-tokens", type=int, default=32)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--dtype", default="float32")
+    parser.add_argument("--cache", default="dynamic", choices=["dynamic", "static"])
     parser.add_argument("--rows", type=int, default=20)
     parser.add_argument("--shapes", action="store_true", help="group the operators by input shape too")
     args = parser.parse_args()
@@ -36,7 +37,8 @@ def main() -> None:
     if args.mode == "train":
         run = speed.train_run(args.system, args.pair, args.batch, args.dtype, args.device)
     else:
-        run, _ = speed.decode_runs(args.system, args.pair, args.batch, args.new_tokens, args.dtype, args.device)
+        run = speed.decode_run(args.system, args.pair, args.batch, args.new_tokens, args.dtype, args.device,
+                               args.cache)
     run()  # warm-up
     start = time.perf_counter()
     run()

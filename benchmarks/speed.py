@@ -4,11 +4,12 @@ Timing: the three systems are built in one process and timed round-robin (repeat
 ...), after one warm-up each, so that a change in machine load hits all of them alike; the table shows medians and
 ratios of numbers measured in this one invocation. Decoding is reported two ways: end to end (the whole generate
 call: encoder, aligner and prefill included; LayAlign and MindMerger read the encoder's tokens in front of the same
-prompt, so their prefill is longer) and per decoding step ((N - 1) new tokens over the time of generating N tokens
-minus the time of generating 1), which is where the fusion branch runs. Peak memory: each system runs once more
+prompt, so their prefill is longer) and per decoding step (timed inside generate, from the first new token to the
+last), which is where the fusion branch runs. Peak memory: each system runs once more
 in a child process of its own.
 
     python benchmarks/speed.py --pair default                       # real default pair, CPU (float32)
+    python benchmarks/speed.py --pair default --modes decode --cache static   # preallocated key/value cache
     python benchmarks/speed.py --pair llama-1.5b --device cuda --dtype bfloat16   # random weights, GPU shapes
     python benchmarks/speed.py --pair llama-7b --device cuda --dtype bfloat16
 """
@@ -105,8 +106,25 @@ def llm_only_batch(llm, tokenizer, prompts: list[str], device: str) -> dict:
     return {"input_ids": input_ids, "attention_mask": mask}
 
 
-def decode_runs(system: str, pair: str, batch: int, new_tokens: int, dtype: str, device: str):
-    """Two callables: generate `new_tokens` tokens, and generate 1 token, for the same batch."""
+class StepClock:
+    """A logits processor that only notes the time: generate calls it once per new token, right after that token's
+    forward pass, so the gaps between its calls are the decoding steps (the prefill comes before the first call)."""
+
+    def __init__(self):
+        self.times: list[float] = []
+
+    def __call__(self, input_ids, scores):
+        if scores.is_cuda:
+            torch.cuda.synchronize()
+        self.times.append(time.perf_counter())
+        return scores
+
+
+def decode_run(system: str, pair: str, batch: int, new_tokens: int, dtype: str, device: str, cache: str):
+    """A callable that generates `new_tokens` tokens for the batch and returns the mean seconds per decoding step
+    (the time from the first new token to the last, over new_tokens - 1 steps)."""
+    from transformers import LogitsProcessorList
+
     from layalign.data.prompts import math_prompt
 
     sources = questions(batch)
@@ -117,12 +135,16 @@ def decode_runs(system: str, pair: str, batch: int, new_tokens: int, dtype: str,
     else:
         model, _, processor = build(system, pair, dtype, device)
         inputs, generate = {k: v.to(device) for k, v in processor(sources, prompts).items()}, model.generate
+    options = {} if cache == "dynamic" else {"cache_implementation": cache}
 
-    def run(n: int):
+    def run() -> float:
+        clock = StepClock()
         with torch.no_grad():
-            return generate(**inputs, max_new_tokens=n, min_new_tokens=n, do_sample=False, pad_token_id=0)
+            generate(**inputs, max_new_tokens=new_tokens, min_new_tokens=new_tokens, do_sample=False,
+                     pad_token_id=0, logits_processor=LogitsProcessorList([clock]), **options)
+        return (clock.times[-1] - clock.times[0]) / (len(clock.times) - 1)
 
-    return (lambda: run(new_tokens)), (lambda: run(1))
+    return run
 
 
 def train_run(system: str, pair: str, batch: int, dtype: str, device: str):
@@ -164,21 +186,25 @@ def train_run(system: str, pair: str, batch: int, dtype: str, device: str):
     return step
 
 
-def round_robin(runs: dict[str, object], repeats: int, device: str) -> dict[str, float]:
-    """Median seconds per callable, timed in turn so that load drift hits every system alike."""
+def round_robin(runs: dict[str, object], repeats: int, device: str) -> tuple[dict[str, float], dict[str, float]]:
+    """Medians of the wall seconds per call and of what each call returns (None for training steps), timed in
+    turn so that load drift hits every system alike."""
     for run in runs.values():
         run()  # warm-up
     times: dict[str, list[float]] = {name: [] for name in runs}
+    values: dict[str, list] = {name: [] for name in runs}
     for _ in range(repeats):
         for name, run in runs.items():
             if device.startswith("cuda"):
                 torch.cuda.synchronize()
             start = time.perf_counter()
-            run()
+            value = run()
             if device.startswith("cuda"):
                 torch.cuda.synchronize()
             times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(t) for name, t in times.items()}
+            values[name].append(value)
+    median_values = {name: statistics.median(v) for name, v in values.items() if None not in v}
+    return {name: statistics.median(t) for name, t in times.items()}, median_values
 
 
 def reset_peak_memory(device: str) -> None:
@@ -201,7 +227,7 @@ def child(args) -> None:
     """One system, one run, in a process of its own: its peak memory."""
     torch.manual_seed(0)
     if args.mode == "decode":
-        run = decode_runs(args.system, args.pair, args.batch, args.new_tokens, args.dtype, args.device)[0]
+        run = decode_run(args.system, args.pair, args.batch, args.new_tokens, args.dtype, args.device, args.cache)
     else:
         run = train_run(args.system, args.pair, args.batch, args.dtype, args.device)
     reset_peak_memory(args.device)
@@ -211,7 +237,8 @@ def child(args) -> None:
 
 def peak_memory(args, mode: str, system: str, batch: int) -> float:
     cmd = [sys.executable, __file__, "--child", "--mode", mode, "--system", system, "--batch", str(batch),
-           "--pair", args.pair, "--dtype", args.dtype, "--device", args.device, "--new-tokens", str(args.new_tokens)]
+           "--pair", args.pair, "--dtype", args.dtype, "--device", args.device, "--new-tokens", str(args.new_tokens),
+           "--cache", args.cache]
     out = subprocess.run(cmd, capture_output=True, text=True)
     lines = [line for line in out.stdout.splitlines() if line.startswith("RESULT ")]
     if out.returncode or not lines:
@@ -233,19 +260,15 @@ def table(args) -> str:
         for batch in args.batches:
             print(f"{mode}, batch {batch} ...", flush=True)
             if mode == "decode":
-                runs = {}
-                for system in SYSTEMS:
-                    full, first = decode_runs(system, args.pair, batch, n, args.dtype, args.device)
-                    runs[system], runs[system + "/1"] = full, first
-                t = round_robin(runs, args.repeats, args.device)
-                end_to_end = {s: batch * n / t[s] for s in SYSTEMS}
-                per_step = {s: batch * (n - 1) / (t[s] - t[s + "/1"]) for s in SYSTEMS}
-                rows.append(ratio_row(f"decoding per step, new tokens/s ({n} new)", batch, per_step, 1))
-                rows.append(ratio_row("decoding end to end (encoder + prefill included), new tokens/s", batch,
-                                      end_to_end, 1))
+                runs = {s: decode_run(s, args.pair, batch, n, args.dtype, args.device, args.cache) for s in SYSTEMS}
+                t, step = round_robin(runs, args.repeats, args.device)
+                rows.append(ratio_row(f"decoding per step, new tokens/s ({args.cache} cache)", batch,
+                                      {s: batch / step[s] for s in SYSTEMS}, 1))
+                rows.append(ratio_row(f"decoding end to end (encoder + prefill + {n} new), new tokens/s", batch,
+                                      {s: batch * n / t[s] for s in SYSTEMS}, 1))
             else:
-                t = round_robin({s: train_run(s, args.pair, batch, args.dtype, args.device) for s in SYSTEMS},
-                                args.repeats, args.device)
+                t, _ = round_robin({s: train_run(s, args.pair, batch, args.dtype, args.device) for s in SYSTEMS},
+                                   args.repeats, args.device)
                 rows.append(ratio_row("training step (forward + backward), s", batch, t, 3))
             memory = {s: peak_memory(args, mode, s, batch) for s in SYSTEMS}
             rows.append(ratio_row(f"{mode}: peak memory, MB", batch, memory, 0))
@@ -261,6 +284,9 @@ def main() -> None:
     parser.add_argument("--modes", nargs="+", default=["decode", "train"], choices=["decode", "train"])
     parser.add_argument("--batches", nargs="+", type=int, default=[1, 8])
     parser.add_argument("--new-tokens", type=int, default=32)
+    parser.add_argument("--cache", default="dynamic", choices=["dynamic", "static"],
+                        help="the key/value cache of generate, the same for every system (transformers' default: "
+                             "dynamic, which grows by concatenation at every step)")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--out", default=None, help="markdown file (default docs/results/speed-PAIR-DEVICE.md)")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
@@ -280,8 +306,10 @@ def main() -> None:
     report = (f"# Speed: {args.pair} pair on {args.device} ({args.dtype})\n\n"
               f"- date: {datetime.date.today()}\n- machine: {machine}; torch {torch.__version__}\n"
               f"- command: `{command}`\n- decoding: greedy, exactly {args.new_tokens} new tokens per example, "
-              f"time of the whole generate call (encoder and prefill included), median of {args.repeats} after "
-              f"one warm-up; training: forward + backward (+ AdamW step on the adapters), same batch\n"
+              f"{args.cache} key/value cache; per step: timed inside generate from the first new token to the "
+              f"last; end to end: the whole generate call (encoder and prefill included); medians of "
+              f"{args.repeats} after one warm-up; training: forward + backward (+ AdamW step on the adapters), "
+              f"same batch\n"
               f"- peak memory: each system once more in a process of its own, {memory} during the run (weights "
               f"resident + activations; the loading peak is reset first)"
               f"\n\n{body}\n")

@@ -237,3 +237,37 @@ def test_with_the_real_reader(tmp_path):
     results = evaluate(system, "mgsm", examples, tmp_path, progress=False)  # low-resource set from the readers
     assert results["average"]["accuracy"] == 100.0
     assert results["low_resource_languages"] == ["sw"] and results["low_resource_average"]["accuracy"] == 100.0
+
+
+@needs_data
+def test_choice_scoring_picks_the_most_likely_allowed_answer(tmp_path):
+    """--scoring choices: every example is scored with every label word; the output is the most likely one, the
+    row keeps the log-likelihoods, and the run record says how it was scored."""
+    rows = (DATA / "xnli" / "dev" / "dev-sw.tsv").read_text(encoding="utf-8").splitlines()[:5]
+    examples = {"sw": [EvalExample(id=f"xnli-sw-{i}", lang="sw", source=f"Premise: {p}\nHypothesis: {h}\nLabel:",
+                                   prompt=f"Premise: {p}\nHypothesis: {h}\nLabel:", gold=label)
+                       for i, (p, h, label) in enumerate(line.split("\t") for line in rows)]}
+    preferred = ["contradiction", "neutral", "entailment", "neutral", "contradiction"]
+
+    class Scorer(FakeSystem):
+        def score(self, sources, prompts, continuations):
+            assert len(sources) == len(prompts) == len(continuations) == 3 * (len(sources) // 3)
+            return [0.0 if c == preferred[int(s.split("#")[-1])] else -1.0 - len(c)
+                    for s, c in zip(sources, continuations, strict=True)]
+
+    for i, ex in enumerate(examples["sw"]):
+        examples["sw"][i] = EvalExample(id=ex.id, lang="sw", source=f"{ex.source}#{i}", prompt=ex.prompt,
+                                        gold=ex.gold)
+    system = Scorer("scorer", answer=None)
+    results = evaluate(system, "xnli", examples, tmp_path, batch_size=2, progress=False, scoring="choices")
+    predictions = load_predictions(tmp_path / "predictions.jsonl")
+    assert [r["answer"] for r in predictions] == preferred
+    assert all(max(r["choice_logprobs"], key=r["choice_logprobs"].get) == r["answer"] for r in predictions)
+    expected = 100 * sum(p == ex.gold for p, ex in zip(preferred, examples["sw"], strict=True)) / 5
+    assert results["per_language"]["sw"]["accuracy"] == pytest.approx(expected)
+    assert json.loads((tmp_path / "run.json").read_text())["scoring"] == "choices"
+    assert system.calls == 0  # nothing was generated
+    with pytest.raises(ValueError, match="holds another run"):  # a generated run cannot resume into it
+        evaluate(system, "xnli", examples, tmp_path, progress=False)
+    with pytest.raises(ValueError, match="fixed set of answers"):
+        evaluate(system, "mgsm", examples, tmp_path / "m", progress=False, scoring="choices")

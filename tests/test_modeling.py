@@ -291,9 +291,9 @@ def test_fusion_branch_is_the_formula_head_by_head():
     query = torch.randn(batch, heads, q_len, dim)
     keys, values = torch.randn(batch, kv_heads, length, dim), torch.randn(batch, kv_heads, length, dim)
     mask = torch.tensor([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0]], dtype=torch.bool)
-    gates = torch.tensor([0.7])
+    gate = 0.7
     additive = torch.zeros(batch, 1, 1, length).masked_fill(~mask[:, None, None, :], float("-inf"))
-    state = FusionState([keys], [values], additive, gates, {0: 0})
+    state = FusionState([keys], [gate * values], additive, {0: 0})  # the state holds gated values
     got = fusion_branch(SimpleNamespace(scaling=dim ** -0.5), query, state, 0)  # (B, q_len, H, d_h)
     for b in range(batch):
         for h in range(heads):
@@ -302,3 +302,74 @@ def test_fusion_branch_is_the_formula_head_by_head():
             scores = scores.masked_fill(~mask[b], float("-inf"))
             expected = 0.7 * torch.softmax(scores, dim=-1) @ values[b, j]
             torch.testing.assert_close(got[b, :, h], expected, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("family", ["llama", "qwen2", "qwen3"])
+def test_folded_and_unfolded_key_value_projections_agree_with_the_formula(family):
+    """K_f = k_proj_f(proj(m_2f)), V_f = v_proj_f(proj(m_2f+1)) (+ the family's key/value norms), whether the aligner
+    projection is folded into k_proj / v_proj or applied first; gradients reach the aligner the same way."""
+    from layalign import fusion
+
+    torch.manual_seed(0)
+    model = tiny_model(llm_family=family)
+    randomize_adapters(model)
+    model.to(torch.float64)  # the two orders of the same products differ by float32 rounding only
+    inputs = batch()
+    states, _ = model.encode(inputs["encoder_input_ids"], inputs["encoder_attention_mask"])
+    kv_inputs = model.aligner(states)  # (2F, B, T, d)
+    layers = model.llm.get_decoder().layers
+    attentions = [layers[i].self_attn for i in model.config.llm_layers]
+    results, grads = {}, {}
+    for fold in (False, True):
+        model.aligner.zero_grad()
+        mixed = model.aligner.mix(states)
+        assert mixed.dtype == torch.float64
+        keys, values = fusion.project_encoder_side(attentions, model.aligner, mixed, model.num_kv_heads, fold=fold)
+        sum(k.square().sum() + v.sum() for k, v in zip(keys, values)).backward()
+        results[fold] = keys, values
+        grads[fold] = [p.grad.clone() for p in model.aligner.parameters()]
+    batch_size, length = kv_inputs.shape[1:3]
+    for f, attention in enumerate(attentions):
+        k = attention.k_proj(kv_inputs[2 * f]).view(batch_size, length, model.num_kv_heads, -1).transpose(1, 2)
+        v = attention.v_proj(kv_inputs[2 * f + 1]).view(batch_size, length, model.num_kv_heads, -1).transpose(1, 2)
+        if getattr(attention, "k_norm", None) is not None:
+            k = attention.k_norm(k)
+        for fold in (False, True):
+            torch.testing.assert_close(results[fold][0][f], k.float(), rtol=1e-5, atol=1e-6)
+            torch.testing.assert_close(results[fold][1][f], v.float(), rtol=1e-5, atol=1e-6)
+    for unfolded, folded in zip(grads[False], grads[True]):
+        torch.testing.assert_close(folded, unfolded, rtol=1e-9, atol=1e-9)
+
+
+def test_choice_scores_are_the_stepwise_log_likelihood_and_batching_does_not_change_them():
+    """LayAlignSystem.score and LLMOnlySystem.score: the sum of log P(token | everything before) over the
+    continuation, equal to the product of next-token probabilities taken one step at a time; scored together,
+    rows of different lengths give what each gives alone."""
+    from layalign.pipeline import LayAlignSystem, LLMOnlySystem
+
+    torch.manual_seed(0)
+    model = tiny_model(llm_family="qwen2")
+    randomize_adapters(model)
+    system = LayAlignSystem(model, "tiny")
+    bare = LLMOnlySystem(model.llm, TOK, "bare")
+    continuations = ["entailment", "no", "neutral"]
+    for scorer in (system, bare):
+        together = scorer.score(SOURCES, PROMPTS, continuations)
+        alone = [scorer.score([s], [p], [c])[0] for s, p, c in zip(SOURCES, PROMPTS, continuations, strict=True)]
+        torch.testing.assert_close(torch.tensor(together), torch.tensor(alone), rtol=1e-5, atol=1e-4)
+    # step by step with the byte tokenizer: prompt + the continuation's first k bytes, next-byte probability
+    for source, prompt, continuation in zip(SOURCES, PROMPTS, continuations, strict=True):
+        expected = {"tiny": 0.0, "bare": 0.0}
+        tokens = TOK(continuation, add_special_tokens=False).input_ids
+        for k, token in enumerate(tokens):
+            text = prompt + TOK.decode(tokens[:k])
+            enc = TOK([source], return_tensors="pt")
+            p = TOK([text], return_tensors="pt", add_special_tokens=False)
+            with torch.no_grad():
+                logits = model(enc.input_ids, enc.attention_mask, p.input_ids, p.attention_mask).logits[0, -1]
+                bos = torch.tensor([[model.llm.config.bos_token_id]])
+                bare_logits = model.llm(torch.cat([bos, p.input_ids], dim=1)).logits[0, -1]
+            expected["tiny"] += torch.log_softmax(logits, -1)[token].item()
+            expected["bare"] += torch.log_softmax(bare_logits, -1)[token].item()
+        assert system.score([source], [prompt], [continuation])[0] == pytest.approx(expected["tiny"], abs=1e-4)
+        assert bare.score([source], [prompt], [continuation])[0] == pytest.approx(expected["bare"], abs=1e-4)

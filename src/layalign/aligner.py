@@ -47,13 +47,22 @@ class LayerwiseAligner(nn.Module):
         self.proj = nn.Linear(encoder_dim, llm_dim)
         self.proj2 = nn.Linear(llm_dim, llm_dim) if structure == "mlp" else None
 
-    def forward(self, encoder_states: tuple[torch.Tensor, ...] | list[torch.Tensor]) -> torch.Tensor:
-        """encoder_states: L_sel tensors of shape (B, T, d_e). Returns (2F, B, T, d): for fused layer f,
-        index 2f is its key input and 2f + 1 its value input."""
-        stacked = torch.stack(list(encoder_states), dim=-1)  # (B, T, d_e, L_sel): the mix is a matmul on the last axis
-        mixed = torch.relu(self.layer_mix(stacked.to(self.layer_mix.weight.dtype)))  # (B, T, d_e, 2F)
-        mixed = mixed.permute(3, 0, 1, 2)  # (2F, B, T, d_e)
+    def mix(self, encoder_states: tuple[torch.Tensor, ...] | list[torch.Tensor]) -> torch.Tensor:
+        """encoder_states: L_sel tensors of shape (B, T, d_e). Returns ReLU(layer_mix) as (2F, B, T, d_e): for fused
+        layer f, index 2f is (before `project`) its key input and 2f + 1 its value input."""
+        weight = self.layer_mix.weight
+        stacked = torch.stack([s.to(weight.dtype) for s in encoder_states])  # (L_sel, B, T, d_e)
+        # one matmul over the layer axis that writes (2F, B, T, d_e) directly: no permuted copy before `project`
+        mixed = torch.addmm(self.layer_mix.bias[:, None], weight, stacked.flatten(1))
+        return torch.relu(mixed).view(-1, *stacked.shape[1:])
+
+    def project(self, mixed: torch.Tensor) -> torch.Tensor:
+        """The shared projection d_e -> d of mixed states (any leading shape)."""
         out = self.proj(mixed)
         if self.proj2 is not None:
             out = self.proj2(torch.relu(out))
         return out
+
+    def forward(self, encoder_states: tuple[torch.Tensor, ...] | list[torch.Tensor]) -> torch.Tensor:
+        """Returns (2F, B, T, d): for fused layer f, index 2f is its key input and 2f + 1 its value input."""
+        return self.project(self.mix(encoder_states))

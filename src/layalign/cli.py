@@ -61,6 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--limit", type=int, default=None, help="first N examples per language")
     ev.add_argument("--batch-size", type=int, default=8)
     ev.add_argument("--max-new-tokens", type=int, default=None)
+    ev.add_argument("--scoring", choices=["generate", "choices"], default="generate",
+                    help="generate (greedy, answer extracted from the text; the paper's way) or choices (the allowed "
+                         "answer with the highest log-likelihood; xnli and xcsqa)")
     ev.add_argument("--out", default=None, help="output folder (default: runs/eval/<benchmark>-<model name>)")
     ev.add_argument("--name", default=None, help="the system's name in tables")
     ev.add_argument("--device", default=None)

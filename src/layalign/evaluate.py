@@ -20,10 +20,17 @@ from typing import Any, Protocol
 
 from layalign.answers import TRANSLATION, extract_answer, is_correct, translation_scores
 from layalign.data.examples import EvalExample
+from layalign.data.prompts import XNLI_LABELS
 
 # the paper generates up to 512 tokens for chain-of-thought maths; a label or a letter needs only a few, and a
 # sentence translation a few hundred at most
 DEFAULT_MAX_NEW_TOKENS = {"mgsm": 512, "msvamp": 512, "xcsqa": 16, "xnli": 16, "translation": 256}
+
+# "choices" scoring: the answers a classification benchmark allows, each written as its training target is; the
+# system's answer is the one with the highest log-likelihood (the way lm-evaluation-harness scores XNLI), so a
+# model that does not follow the answer format is still measured on what it prefers
+CHOICES = {"xnli": XNLI_LABELS, "xcsqa": ("A", "B", "C", "D", "E")}
+SCORING = ("generate", "choices")
 
 PREDICTIONS = "predictions.jsonl"
 RUN_RECORD = "run.json"
@@ -43,6 +50,8 @@ class System(Protocol):
 
     def generate(self, sources: list[str], prompts: list[str | None], max_new_tokens: int) -> list[str]: ...
 
+    def score(self, sources: list[str], prompts: list[str | None], continuations: list[str]) -> list[float]: ...
+
 
 # --- evaluation ----------------------------------------------------------------------------------------------
 
@@ -58,20 +67,29 @@ def evaluate(
     *,
     name: str | None = None,
     low_resource: Iterable[str] | None = None,
+    scoring: str = "generate",
 ) -> dict:
-    """Generate an answer for every example not yet in `out_dir/predictions.jsonl`, then (re)write the results
-    files from the whole predictions file and return the results dict (see `score_predictions`).
+    """Answer every example not yet in `out_dir/predictions.jsonl`, then (re)write the results files from the
+    whole predictions file and return the results dict (see `score_predictions`).
 
     name: the system's name in tables (default `system.name`); low_resource: the languages averaged separately
-    (default: `layalign.data.readers.LOW_RESOURCE[benchmark]`).
+    (default: `layalign.data.readers.LOW_RESOURCE[benchmark]`); scoring: "generate" (greedy generation, the answer
+    extracted from the text, as the paper) or "choices" (the allowed answer with the highest log-likelihood; XNLI
+    and X-CSQA only).
     """
     if benchmark not in DEFAULT_MAX_NEW_TOKENS:
         raise ValueError(f"unknown benchmark {benchmark!r}")
+    if scoring not in SCORING:
+        raise ValueError(f"unknown scoring {scoring!r}; choose one of {', '.join(SCORING)}")
+    if scoring == "choices" and benchmark not in CHOICES:
+        raise ValueError(f"choice scoring needs a fixed set of answers; {benchmark} has none "
+                         f"(it works for {', '.join(CHOICES)})")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     name = name or system.name
     max_new_tokens = max_new_tokens or DEFAULT_MAX_NEW_TOKENS[benchmark]
-    _check_run_record(out, {"benchmark": benchmark, "system": name, "max_new_tokens": max_new_tokens})
+    _check_run_record(out, {"benchmark": benchmark, "system": name, "max_new_tokens": max_new_tokens,
+                            "scoring": scoring})
 
     pred_path = out / PREDICTIONS
     done = {_key(row) for row in load_predictions(pred_path, repair=True)}
@@ -82,33 +100,53 @@ def evaluate(
         print(f"note: {pred_path} also holds {extra} earlier rows outside this request; they are scored too",
               file=sys.stderr)
 
-    _generate_into(system, benchmark, pending, pred_path, batch_size, max_new_tokens,
-                   progress=progress, total=len(wanted), desc=f"{benchmark} {name}")
+    _predict_into(system, benchmark, pending, pred_path, batch_size, max_new_tokens, scoring,
+                  progress=progress, total=len(wanted), desc=f"{benchmark} {name}")
 
     low = set(low_resource) if low_resource is not None else _default_low_resource(benchmark)
     results = score_predictions(benchmark, load_predictions(pred_path), low)
-    results.update(system=name, max_new_tokens=max_new_tokens)
+    results.update(system=name, max_new_tokens=max_new_tokens, scoring=scoring)
     write_results(results, out)
     return results
 
 
-def _generate_into(system: System, benchmark: str, examples: list[EvalExample], pred_path: Path,
-                   batch_size: int, max_new_tokens: int, *, progress: bool, total: int, desc: str) -> None:
-    """Generate in batches and append one row per example; each batch is flushed so a kill loses at most one."""
+def _predict_into(system: System, benchmark: str, examples: list[EvalExample], pred_path: Path, batch_size: int,
+                  max_new_tokens: int, scoring: str, *, progress: bool, total: int, desc: str) -> None:
+    """Answer in batches and append one row per example; each batch is flushed so a kill loses at most one."""
     from tqdm.auto import tqdm
 
     bar = tqdm(total=total, initial=total - len(examples), desc=desc, unit="ex", disable=not progress)
     with open(pred_path, "a", encoding="utf-8") as f:
         for start in range(0, len(examples), batch_size):
             batch = examples[start : start + batch_size]
-            outputs = system.generate([ex.source for ex in batch], [ex.prompt for ex in batch], max_new_tokens)
+            sources, prompts = [ex.source for ex in batch], [ex.prompt for ex in batch]
+            if scoring == "choices":
+                outputs, extras = _choose(system, CHOICES[benchmark], sources, prompts)
+            else:
+                outputs = system.generate(sources, prompts, max_new_tokens)
+                extras = [{}] * len(outputs)
             if len(outputs) != len(batch):
                 raise RuntimeError(f"system returned {len(outputs)} outputs for {len(batch)} inputs")
-            for ex, output in zip(batch, outputs, strict=True):
-                f.write(json.dumps(prediction_row(benchmark, ex, output), ensure_ascii=False) + "\n")
+            for ex, output, extra in zip(batch, outputs, extras, strict=True):
+                row = prediction_row(benchmark, ex, output) | extra
+                f.write(json.dumps(row, ensure_ascii=False) + "\n")
             f.flush()
             bar.update(len(batch))
     bar.close()
+
+
+def _choose(system: System, choices: tuple[str, ...], sources: list[str],
+            prompts: list[str | None]) -> tuple[list[str], list[dict]]:
+    """Every example scored with every choice in one batch; the most likely choice is the output."""
+    n = len(choices)
+    scores = system.score([s for s in sources for _ in choices], [p for p in prompts for _ in choices],
+                          list(choices) * len(sources))
+    outputs, extras = [], []
+    for i in range(len(sources)):
+        row = scores[i * n : (i + 1) * n]
+        outputs.append(choices[max(range(n), key=row.__getitem__)])
+        extras.append({"choice_logprobs": dict(zip(choices, (round(x, 4) for x in row), strict=True))})
+    return outputs, extras
 
 
 def prediction_row(benchmark: str, example: EvalExample, output: str) -> dict:
@@ -156,10 +194,10 @@ def _key(row: dict) -> tuple[str, str]:
 
 
 def _check_run_record(out: Path, record: dict) -> None:
-    """Refuse to resume a run of another benchmark, system or max_new_tokens into the same directory."""
+    """Refuse to resume a run of another benchmark, system, max_new_tokens or scoring into the same directory."""
     path = out / RUN_RECORD
     if path.exists():
-        old = json.loads(path.read_text(encoding="utf-8"))
+        old = {"scoring": "generate"} | json.loads(path.read_text(encoding="utf-8"))  # runs from before scoring
         diff = {k: (old.get(k), v) for k, v in record.items() if old.get(k) != v}
         if diff and (out / PREDICTIONS).exists():
             details = ", ".join(f"{k}: {a!r} there, {b!r} now" for k, (a, b) in diff.items())
@@ -312,6 +350,7 @@ def results_markdown(results: dict) -> str:
     metric = " / ".join(_METRIC_NAMES[m] for m in results["metrics"])
     low = results["low_resource_languages"]
     note = f"{results['benchmark']}, {results['n']} examples, {metric} (%)"
+    note += ", choice scoring (the most likely allowed answer)" if results.get("scoring") == "choices" else ""
     note += f"; * low-resource ({', '.join(low)})" if low else ""
     table = markdown_table(results["languages"], table_rows(results), low)
     return f"{table}\n\n{note}."
@@ -383,7 +422,7 @@ def cli_evaluate(args: Any) -> int:
     out = Path(args.out) if args.out else Path("runs/eval") / f"{args.benchmark}-{_slug(name)}"
     try:
         results = evaluate(system, args.benchmark, examples, out, batch_size=args.batch_size,
-                           max_new_tokens=args.max_new_tokens, name=name)
+                           max_new_tokens=args.max_new_tokens, name=name, scoring=args.scoring)
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

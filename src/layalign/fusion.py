@@ -38,15 +38,18 @@ _ACTIVE: ContextVar[FusionState | None] = ContextVar("layalign_active_state", de
 
 @dataclass
 class FusionState:
-    """The encoder side of the fusion branch for one batch: per fused layer, float32 keys and values with the LLM's
-    key/value heads, (B, H_kv, T, d_h); the encoder padding mask, additive float32 (B, 1, 1, T) with 0 = attend and
-    -inf = padding, or None; the gates."""
+    """The encoder side of the fusion branch for one batch: per fused layer, float32 keys and gated values
+    g_i * V_i with the LLM's key/value heads, (B, H_kv, T, d_h); the encoder padding mask, additive float32
+    (B, 1, 1, T) with 0 = attend and -inf = padding, or None.
+
+    The gate multiplies the values, not the branch's output: g * softmax(QK^T) V = softmax(QK^T) (g V), and V has
+    T encoder positions where the output has every LLM position (3x fewer elements to scale in a training step
+    here, and none per decoding step); a zero gate still gives an exactly zero branch."""
 
     keys: list[torch.Tensor]
     values: list[torch.Tensor]
     mask: torch.Tensor | None
-    gates: torch.Tensor
-    slots: dict[int, int]  # LLM layer index -> position in keys/values/gates
+    slots: dict[int, int]  # LLM layer index -> position in keys/values
     _expanded: dict[int, FusionState] = field(default_factory=dict, repr=False)
 
     def for_batch(self, batch_size: int) -> FusionState:
@@ -62,7 +65,6 @@ class FusionState:
                 keys=[k.repeat_interleave(n, dim=0) for k in self.keys],
                 values=[v.repeat_interleave(n, dim=0) for v in self.values],
                 mask=None if self.mask is None else self.mask.repeat_interleave(n, dim=0),
-                gates=self.gates,
                 slots=self.slots,
             )
         return self._expanded[batch_size]
@@ -78,25 +80,51 @@ def active(state: FusionState | None) -> Iterator[None]:
         _ACTIVE.reset(token)
 
 
-def project_encoder_side(attention: nn.Module, key_input: torch.Tensor, value_input: torch.Tensor,
-                         num_kv_heads: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """K = k_proj(K_in), V = v_proj(V_in) with the layer's own frozen projections and, where the family has them,
-    its key/value norms (Qwen3, Gemma 3). No rotary embedding: encoder tokens have no position in the prompt.
-    Returned in float32, (B, H_kv, T, d_h): grouped-query heads are not repeated (see fusion_branch)."""
-    dtype = attention.k_proj.weight.dtype
-    batch, length, _ = key_input.shape
-    shape = (batch, length, num_kv_heads, -1)
-    keys = attention.k_proj(key_input.to(dtype)).view(shape).transpose(1, 2)
-    values = attention.v_proj(value_input.to(dtype)).view(shape).transpose(1, 2)
-    if getattr(attention, "k_norm", None) is not None:
-        keys = attention.k_norm(keys)
-    if getattr(attention, "v_norm", None) is not None:
-        values = attention.v_norm(values)
-    return keys.float(), values.float()
+def project_encoder_side(attentions: list[nn.Module], aligner: nn.Module, mixed: torch.Tensor,
+                         num_kv_heads: int, fold: bool | None = None) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """K_f = k_proj_f(project(m_2f)), V_f = v_proj_f(project(m_2f+1)) for every fused layer f, with the layer's own
+    frozen projections and, where the family has them, its key/value norms (Qwen3, Gemma 3). No rotary embedding:
+    encoder tokens have no position in the prompt. `mixed` is the aligner's (2F, B, T, d_e) mix. Returned in
+    float32, (B, H_kv, T, d_h) per layer: grouped-query heads are not repeated (see fusion_branch).
+
+    With the "linear" aligner both maps are linear, so they fold into one, (W_k W_p) m + (W_k b_p + b_k), whenever
+    that is fewer FLOPs: for training batches (many encoder tokens, small models) it skips the (2F, B, T, d)
+    intermediate; for one question in front of a wide LLM, the weight product would cost more than it saves.
+    `fold`: None chooses by that FLOP count; True / False force it (tests compare the two)."""
+    batch, length, enc_dim = mixed.shape[1:]
+    llm_dim = attentions[0].k_proj.in_features
+    kv_dim = attentions[0].k_proj.out_features
+    tokens = batch * length
+    if getattr(aligner, "proj2", None) is not None:
+        fold = False
+    elif fold is None:
+        fold = tokens * (enc_dim * llm_dim + llm_dim * kv_dim) > kv_dim * llm_dim * enc_dim + tokens * enc_dim * kv_dim
+    inputs = mixed.unbind(0)  # unbind, not indexing: 2F indexings would build 2F full-size zero gradients
+
+    def through(linear: nn.Linear, state: torch.Tensor) -> torch.Tensor:
+        if fold:  # in the aligner's dtype (float32): the folded weight is trained through
+            frozen = linear.weight.to(aligner.proj.weight.dtype)
+            weight, bias = frozen @ aligner.proj.weight, frozen @ aligner.proj.bias
+            bias = bias if linear.bias is None else bias + linear.bias.to(bias.dtype)
+            out = F.linear(state, weight, bias)
+        else:
+            out = linear(aligner.project(state).to(linear.weight.dtype))
+        return out.view(batch, length, num_kv_heads, -1).transpose(1, 2)
+
+    keys, values = [], []
+    for f, attention in enumerate(attentions):
+        k, v = through(attention.k_proj, inputs[2 * f]), through(attention.v_proj, inputs[2 * f + 1])
+        if getattr(attention, "k_norm", None) is not None:
+            k = attention.k_norm(k)
+        if getattr(attention, "v_norm", None) is not None:
+            v = attention.v_norm(v)
+        keys.append(k.float())
+        values.append(v.float())
+    return keys, values
 
 
 def fusion_branch(module: nn.Module, query: torch.Tensor, state: FusionState, slot: int) -> torch.Tensor:
-    """g * softmax(Q K^T * scaling) V over the encoder tokens, in float32; returns (B, q_len, H, d_h).
+    """softmax(Q K^T * scaling) (g V) over the encoder tokens, in float32; returns (B, q_len, H, d_h).
 
     Grouped-query attention without repeating keys and values: the G query heads that share key/value head j
     (heads j*G ... j*G + G - 1, the order of transformers' repeat_kv) are laid end to end along the query axis,
@@ -106,7 +134,7 @@ def fusion_branch(module: nn.Module, query: torch.Tensor, state: FusionState, sl
     batch, heads, length, head_dim = query.shape
     grouped = query.float().reshape(batch, keys.shape[1], -1, head_dim)
     attended = F.scaled_dot_product_attention(grouped, keys, values, attn_mask=state.mask, scale=module.scaling)
-    return (state.gates[slot] * attended.view(batch, heads, length, head_dim)).transpose(1, 2)
+    return attended.view(batch, heads, length, head_dim).transpose(1, 2)
 
 
 def _base_attention(name: str, module: nn.Module):

@@ -35,11 +35,14 @@ IGNORE_INDEX = -100
 class LayAlignOutput:
     """loss: mean cross-entropy over the target tokens (None without labels).
     logits: with labels, only the positions that predict the targets, (B, Y + 1, V), the last one predicting past
-    the target; without labels, every position of the LLM input, (B, L, V)."""
+    the target; without labels, every position of the LLM input, (B, L, V).
+    targets: with labels, the token each of logits[:, :-1] predicts, (B, Y), IGNORE_INDEX where a row's target is
+    shorter (its target sits at the right end of the row)."""
 
     loss: torch.Tensor | None
     logits: torch.Tensor
     num_target_tokens: int = 0
+    targets: torch.Tensor | None = None
 
 
 @dataclass
@@ -137,22 +140,18 @@ class LayAlignModel(nn.Module):
 
     def fusion_state(self, encoder_states: list[torch.Tensor], attention_mask: torch.Tensor) -> fusion.FusionState:
         """The aligner and every fused layer's key/value projections, computed once for the whole call."""
-        # unbind, not indexing: the backward of 2F indexings would build 2F full-size zero gradients
-        kv_inputs = self.aligner([s.to(self.gates.device) for s in encoder_states]).unbind(0)
-        keys, values = [], []
-        for slot, layer in enumerate(self.config.llm_layers):
-            attention = self.llm.get_decoder().layers[layer].self_attn
-            k, v = fusion.project_encoder_side(attention, kv_inputs[2 * slot], kv_inputs[2 * slot + 1],
-                                               self.num_kv_heads)
-            keys.append(k)
-            values.append(v)
+        mixed = self.aligner.mix([s.to(self.gates.device) for s in encoder_states])
+        layers = self.llm.get_decoder().layers
+        attentions = [layers[layer].self_attn for layer in self.config.llm_layers]
+        keys, values = fusion.project_encoder_side(attentions, self.aligner, mixed, self.num_kv_heads)
+        values = [gate * v for gate, v in zip(self.gates.unbind(0), values, strict=True)]  # see FusionState
         mask = None  # no mask where nothing is padded: the attention kernels are faster without one
         if self.config.mask_encoder_padding and not bool(attention_mask.all()):
             # additive (0 / -inf) rather than boolean: torch's CPU attention kernel runs 1.1-1.3x faster with it
             # (benchmarks/attention_mask.py); every row keeps at least one encoder token, so no row is all -inf
             padded = attention_mask.to(self.gates.device)[:, None, None, :] == 0
             mask = torch.zeros(padded.shape, device=padded.device).masked_fill(padded, float("-inf"))
-        return fusion.FusionState(keys, values, mask, self.gates, self.slots)
+        return fusion.FusionState(keys, values, mask, self.slots)
 
     def build_inputs(self, encoder_final: torch.Tensor, encoder_attention_mask: torch.Tensor,
                      prompt_input_ids: torch.Tensor | None = None, prompt_attention_mask: torch.Tensor | None = None,
@@ -217,7 +216,7 @@ class LayAlignModel(nn.Module):
             raise ValueError("the batch has no target tokens (all labels masked or empty)")
         loss = F.cross_entropy(out.logits[:, :-1].float().flatten(0, 1), targets.flatten(),
                                ignore_index=IGNORE_INDEX)
-        return LayAlignOutput(loss, out.logits, count)
+        return LayAlignOutput(loss, out.logits, count, targets)
 
     @torch.no_grad()
     def generate(self, encoder_input_ids: torch.Tensor, encoder_attention_mask: torch.Tensor,

@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 
 from layalign.config import CONFIG_NAME, LayAlignConfig
-from layalign.modeling import LayAlignModel
+from layalign.modeling import IGNORE_INDEX, LayAlignModel
 from layalign.processing import LayAlignProcessor
 
 LLM_ONLY_PREFIX = "llm:"
@@ -29,6 +29,18 @@ class LayAlignSystem:
         new_tokens = self.model.generate(**batch, max_new_tokens=max_new_tokens, **generation_kwargs)
         return self.processor.decode(new_tokens)
 
+    @torch.no_grad()
+    def score(self, sources: list[str], prompts: list[str | None], continuations: list[str]) -> list[float]:
+        """log P(continuation | source, prompt), summed over the continuation's tokens (the eos the processor
+        appends to a target is not counted): choice scoring for classification benchmarks."""
+        batch = self.processor(sources, prompts, continuations)
+        batch = {k: v.to(self.model.llm.device) for k, v in batch.items()}
+        out = self.model(**batch)
+        targets = out.targets.clone()
+        last = (targets != IGNORE_INDEX).cumsum(dim=1) == (targets != IGNORE_INDEX).sum(dim=1, keepdim=True)
+        targets[last] = IGNORE_INDEX  # the appended eos is the last target token of every row
+        return sum_logprobs(out.logits[:, :-1], targets)
+
 
 class LLMOnlySystem:
     """The bare LLM reading the prompt (or, without one, the source) directly: the "LLM only" row of every table.
@@ -40,21 +52,53 @@ class LLMOnlySystem:
         self.name = name
         self.max_prompt_length = max_prompt_length
 
-    def generate(self, sources: list[str], prompts: list[str | None], max_new_tokens: int,
-                 **generation_kwargs) -> list[str]:
+    def _prompt_ids(self, sources: list[str], prompts: list[str | None]) -> list[list[int]]:
         texts = [prompt or source for source, prompt in zip(sources, prompts, strict=True)]
         bos = self.llm.config.bos_token_id
-        ids = [([bos] if bos is not None else []) + self.tokenizer(t, add_special_tokens=False)["input_ids"]
-               [-self.max_prompt_length:] for t in texts]
+        return [([bos] if bos is not None else []) + self.tokenizer(t, add_special_tokens=False)["input_ids"]
+                [-self.max_prompt_length:] for t in texts]
+
+    def _left_padded(self, ids: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
         width = max(len(x) for x in ids)
         pad = _pad_token(self.llm, self.tokenizer)
         input_ids = torch.tensor([[pad] * (width - len(x)) + x for x in ids], device=self.llm.device)
         mask = torch.tensor([[0] * (width - len(x)) + [1] * len(x) for x in ids], device=self.llm.device)
+        return input_ids, mask
+
+    def generate(self, sources: list[str], prompts: list[str | None], max_new_tokens: int,
+                 **generation_kwargs) -> list[str]:
+        input_ids, mask = self._left_padded(self._prompt_ids(sources, prompts))
+        width, pad = input_ids.shape[1], _pad_token(self.llm, self.tokenizer)
         generation_kwargs.setdefault("do_sample", False)
         with torch.no_grad():
             out = self.llm.generate(input_ids=input_ids, attention_mask=mask, max_new_tokens=max_new_tokens,
                                     pad_token_id=pad, **generation_kwargs)
         return [t.strip() for t in self.tokenizer.batch_decode(out[:, width:], skip_special_tokens=True)]
+
+    @torch.no_grad()
+    def score(self, sources: list[str], prompts: list[str | None], continuations: list[str]) -> list[float]:
+        """log P(continuation | prompt), summed over the continuation's tokens, tokenized as a training target."""
+        if any(not c.strip() for c in continuations):
+            raise ValueError("a continuation to score is empty")
+        tails = [self.tokenizer(c, add_special_tokens=False)["input_ids"] for c in continuations]
+        ids = [head + tail for head, tail in zip(self._prompt_ids(sources, prompts), tails, strict=True)]
+        input_ids, mask = self._left_padded(ids)
+        position_ids = (mask.cumsum(dim=1) - 1).clamp(min=0)  # left padding: positions start at each row's bos
+        width = max(map(len, tails))
+        logits = self.llm(input_ids=input_ids, attention_mask=mask, position_ids=position_ids,
+                          logits_to_keep=width + 1).logits
+        targets = input_ids[:, -width:].clone()
+        for row, tail in enumerate(tails):  # the continuations are the right end of every row
+            targets[row, : width - len(tail)] = IGNORE_INDEX
+        return sum_logprobs(logits[:, :-1], targets)
+
+
+def sum_logprobs(logits: torch.Tensor, targets: torch.Tensor) -> list[float]:
+    """Per row, the sum of log-softmax(logits) at the target tokens, IGNORE_INDEX positions skipped."""
+    logprobs = torch.log_softmax(logits.float(), dim=-1)
+    keep = targets != IGNORE_INDEX
+    picked = logprobs.gather(-1, targets.clamp(min=0)[..., None])[..., 0]
+    return (picked * keep).sum(dim=1).tolist()
 
 
 def load_system(model: str, device: str | None = None, dtype: str | None = None):
