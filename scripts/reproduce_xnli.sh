@@ -8,6 +8,8 @@
 #   bash scripts/reproduce_xnli.sh                   # everything; rerunning resumes and skips what is done
 #   OUT=runs/repro LIMIT=100 LANES=1 bash scripts/reproduce_xnli.sh
 #
+# Every system is evaluated twice: by generation (greedy, the label word read from the output, as the paper) on
+# LIMIT rows per language, and by choice scoring (the most likely of the three label words) on CHOICE_LIMIT rows.
 # LANES=2 runs two trainings at a time with one thread each (2 cores); LIMIT = XNLI dev rows per language;
 # TRAIN_OVERRIDES are added to every `layalign train` (a dry run: TRAIN_OVERRIDES="max_steps=2 dev_size=8").
 set -euo pipefail
@@ -15,6 +17,7 @@ cd "$(dirname "$0")/.."
 OUT=${OUT:-runs/reproduction}
 DATA=${DATA:-../shared/data}
 LIMIT=${LIMIT:-40}
+CHOICE_LIMIT=${CHOICE_LIMIT:-100}
 LANES=${LANES:-2}
 TRANSLATION_LIMIT=${TRANSLATION_LIMIT:-10}
 read -r -a OVERRIDES <<< "${TRAIN_OVERRIDES:-}"
@@ -31,6 +34,18 @@ system() {  # VARIANT SEED NAME: both training stages, then XNLI dev
       init_from="$dir/translation" output_dir="$dir/task" "${OVERRIDES[@]}"
   layalign evaluate --model "$dir/task/best" --benchmark xnli --data "$DATA/xnli/dev" --limit "$LIMIT" \
       --batch-size 16 --max-new-tokens 5 --name "$name (seed $seed)" --out "$OUT/eval/$variant-s$seed"
+  choices "$dir/task/best" "$name (seed $seed)" "$variant-s$seed"
+}
+
+choices() {  # MODEL NAME DIR: XNLI dev by choice scoring
+  layalign evaluate --model "$1" --benchmark xnli --data "$DATA/xnli/dev" --limit "$CHOICE_LIMIT" --batch-size 16 \
+      --scoring choices --name "$2" --out "$OUT/eval-choices/$3"
+}
+
+llm_only() {
+  layalign evaluate --model llm:smollm2-135m-instruct --benchmark xnli --data "$DATA/xnli/dev" --limit "$LIMIT" \
+      --batch-size 16 --max-new-tokens 5 --name "LLM only (prompted)" --out "$OUT/eval/llm-only"
+  choices llm:smollm2-135m-instruct "LLM only (prompted)" llm-only
 }
 
 lane() {  # run "variant:seed:name" items one after another, logging each
@@ -46,16 +61,11 @@ jobs_a=("layalign:0:LayAlign" "mindmerger:0:MindMerger" "langbridge:0:LangBridge
 jobs_b=("layalign:1:LayAlign" "mindmerger:1:MindMerger")
 if [ "$LANES" -gt 1 ]; then
   lane "${jobs_a[@]}" & a=$!
-  { lane "${jobs_b[@]}"
-    layalign evaluate --model llm:smollm2-135m-instruct --benchmark xnli --data "$DATA/xnli/dev" --limit "$LIMIT" \
-        --batch-size 16 --max-new-tokens 5 --name "LLM only (prompted)" --out "$OUT/eval/llm-only" \
-        > "$OUT/logs/llm-only.log" 2>&1; } & b=$!
+  { lane "${jobs_b[@]}"; llm_only > "$OUT/logs/llm-only.log" 2>&1; } & b=$!
   wait $a; wait $b
 else
   lane "${jobs_a[@]}" "${jobs_b[@]}"
-  layalign evaluate --model llm:smollm2-135m-instruct --benchmark xnli --data "$DATA/xnli/dev" --limit "$LIMIT" \
-      --batch-size 16 --max-new-tokens 5 --name "LLM only (prompted)" --out "$OUT/eval/llm-only" \
-      > "$OUT/logs/llm-only.log" 2>&1
+  llm_only > "$OUT/logs/llm-only.log" 2>&1
 fi
 
 # translation stage quality (NTREX-128, held out from training), the seed-0 stage-1 models
@@ -68,6 +78,9 @@ done
 
 layalign compare "$OUT/eval/llm-only" "$OUT/eval/langbridge-s0" "$OUT/eval/mindmerger-s0" "$OUT/eval/mindmerger-s1" \
     "$OUT/eval/layalign-s0" "$OUT/eval/layalign-s1" --out "$OUT/compare"
+layalign compare "$OUT/eval-choices/llm-only" "$OUT/eval-choices/langbridge-s0" "$OUT/eval-choices/mindmerger-s0" \
+    "$OUT/eval-choices/mindmerger-s1" "$OUT/eval-choices/layalign-s0" "$OUT/eval-choices/layalign-s1" \
+    --out "$OUT/compare-choices"
 layalign compare "$OUT/eval/translation-langbridge" "$OUT/eval/translation-mindmerger" \
     "$OUT/eval/translation-layalign" --out "$OUT/compare-translation"
 for seed in 0 1; do

@@ -51,13 +51,13 @@ def training_rows(run: Path) -> list[str]:
     return rows
 
 
-def accuracy_summary(run: Path) -> list[str]:
+def accuracy_summary(run: Path, folder: str = "eval") -> list[str]:
     """Average accuracy per system, and seen / unseen-language averages (seen = the task stage's languages)."""
     seen = {"en", "de", "es", "fr", "sw", "tr", "vi", "zh"}
     rows = ["| system | avg (15) | seen in task training (8) | unseen (7) | low-resource (sw, ur, hi) |",
             "|---|---:|---:|---:|---:|"]
     for name, label in SYSTEMS:
-        path = run / "eval" / name / "results.json"
+        path = run / folder / name / "results.json"
         if not path.is_file():
             continue
         results = json.loads(path.read_text())
@@ -70,13 +70,13 @@ def accuracy_summary(run: Path) -> list[str]:
     return rows
 
 
-def prediction_mix(run: Path) -> list[str]:
+def prediction_mix(run: Path, folder: str = "eval") -> list[str]:
     """How often each system answers each label (the gold labels are balanced: a system that always answers one
     label, or guesses with any fixed mix, scores 33.3 %)."""
     rows = ["| system | entailment | neutral | contradiction | no label word | gold mix (e / n / c) |",
             "|---|---:|---:|---:|---:|---|"]
     for name, label in SYSTEMS:
-        path = run / "eval" / name / "predictions.jsonl"
+        path = run / folder / name / "predictions.jsonl"
         if not path.is_file():
             continue
         predictions = log(path)
@@ -99,6 +99,7 @@ def main() -> None:
     figures = out / "reproduction"
     figures.mkdir(parents=True, exist_ok=True)
     for source, target in [(run / "compare" / "compare.png", "xnli-accuracy.png"),
+                           (run / "compare-choices" / "compare.png", "xnli-accuracy-choices.png"),
                            (run / "compare-translation" / "compare.png", "translation-chrf.png"),
                            (run / "compare" / "layalign-s0-fusion.png", "layalign-s0-fusion.png"),
                            (run / "compare" / "layalign-s1-fusion.png", "layalign-s1-fusion.png")]:
@@ -111,6 +112,25 @@ def main() -> None:
     total = next((line for line in (run / "wall_time.txt").read_text().splitlines()), "") if (
         run / "wall_time.txt").is_file() else "not recorded"
     limit = json.loads((run / "eval" / "layalign-s0" / "results.json").read_text())["n"] // 15
+    choices = run / "compare-choices" / "compare.md"
+    choice_limit = (json.loads((run / "eval-choices" / "layalign-s0" / "results.json").read_text())["n"] // 15
+                    if choices.is_file() else 0)
+    choice_section = [
+        "## XNLI dev accuracy per language, choice scoring (%)",
+        "",
+        f"The first {choice_limit} dev rows of every language; each system's answer is the label word to which it "
+        "gives the highest log-likelihood after the prompt (`layalign evaluate --scoring choices`), so a model is "
+        "measured on which label it prefers even where it would not write one.",
+        "",
+        choices.read_text().strip() if choices.is_file() else "",
+        "",
+        "![XNLI accuracy, choice scoring](reproduction/xnli-accuracy-choices.png)",
+        "",
+        *accuracy_summary(run, "eval-choices"),
+        "",
+        *prediction_mix(run, "eval-choices"),
+        "",
+    ] if choices.is_file() else []
 
     text = [
         "# Small-scale reproduction: LayAlign vs MindMerger vs LangBridge vs the bare LLM on XNLI",
@@ -130,11 +150,12 @@ def main() -> None:
         "English examples (English-only, as in its paper; no LLM prompt); LLM only: the bare LLM prompted with the "
         "same XNLI template (not fine-tuned)",
         f"- evaluation: the first {limit} XNLI dev rows of every one of the 15 languages (the same rows, translated), "
-        "greedy, 5 new tokens, the label word extracted from the output",
+        "greedy, 5 new tokens, the label word extracted from the output; and, by choice scoring (the most likely "
+        f"of the three label words), the first {choice_limit} rows",
         "- seeds: 0 and 1 for MindMerger and LayAlign (both stages), 0 for LangBridge",
         f"- wall time of the whole script: {total} (two trainings at a time, one thread each)",
         "",
-        "## XNLI dev accuracy per language (%)",
+        "## XNLI dev accuracy per language, generation (%)",
         "",
         (run / "compare" / "compare.md").read_text().strip(),
         "",
@@ -148,6 +169,7 @@ def main() -> None:
         "",
         *prediction_mix(run),
         "",
+        *choice_section,
         "## Training",
         "",
         *training_rows(run),

@@ -250,10 +250,10 @@ def test_choice_scoring_picks_the_most_likely_allowed_answer(tmp_path):
     preferred = ["contradiction", "neutral", "entailment", "neutral", "contradiction"]
 
     class Scorer(FakeSystem):
-        def score(self, sources, prompts, continuations):
-            assert len(sources) == len(prompts) == len(continuations) == 3 * (len(sources) // 3)
-            return [0.0 if c == preferred[int(s.split("#")[-1])] else -1.0 - len(c)
-                    for s, c in zip(sources, continuations, strict=True)]
+        def score_choices(self, sources, prompts, choices):
+            assert len(sources) == len(prompts) and choices == ["entailment", "neutral", "contradiction"]
+            return [[0.0 if c == preferred[int(s.split("#")[-1])] else -1.0 - len(c) for c in choices]
+                    for s in sources]
 
     for i, ex in enumerate(examples["sw"]):
         examples["sw"][i] = EvalExample(id=ex.id, lang="sw", source=f"{ex.source}#{i}", prompt=ex.prompt,

@@ -342,9 +342,9 @@ def test_folded_and_unfolded_key_value_projections_agree_with_the_formula(family
 
 
 def test_choice_scores_are_the_stepwise_log_likelihood_and_batching_does_not_change_them():
-    """LayAlignSystem.score and LLMOnlySystem.score: the sum of log P(token | everything before) over the
-    continuation, equal to the product of next-token probabilities taken one step at a time; scored together,
-    rows of different lengths give what each gives alone."""
+    """LayAlignSystem.score_choices and LLMOnlySystem.score_choices: the sum of log P(token | everything before) over
+    each choice, equal to next-token probabilities taken one step at a time without any cache; scored together,
+    prompts of different lengths give what each gives alone."""
     from layalign.pipeline import LayAlignSystem, LLMOnlySystem
 
     torch.manual_seed(0)
@@ -352,24 +352,25 @@ def test_choice_scores_are_the_stepwise_log_likelihood_and_batching_does_not_cha
     randomize_adapters(model)
     system = LayAlignSystem(model, "tiny")
     bare = LLMOnlySystem(model.llm, TOK, "bare")
-    continuations = ["entailment", "no", "neutral"]
+    choices = ["entailment", "no", "x"]
     for scorer in (system, bare):
-        together = scorer.score(SOURCES, PROMPTS, continuations)
-        alone = [scorer.score([s], [p], [c])[0] for s, p, c in zip(SOURCES, PROMPTS, continuations, strict=True)]
+        together = scorer.score_choices(SOURCES, PROMPTS, choices)
+        alone = [scorer.score_choices([s], [p], choices)[0] for s, p in zip(SOURCES, PROMPTS, strict=True)]
         torch.testing.assert_close(torch.tensor(together), torch.tensor(alone), rtol=1e-5, atol=1e-4)
-    # step by step with the byte tokenizer: prompt + the continuation's first k bytes, next-byte probability
-    for source, prompt, continuation in zip(SOURCES, PROMPTS, continuations, strict=True):
-        expected = {"tiny": 0.0, "bare": 0.0}
-        tokens = TOK(continuation, add_special_tokens=False).input_ids
-        for k, token in enumerate(tokens):
-            text = prompt + TOK.decode(tokens[:k])
-            enc = TOK([source], return_tensors="pt")
-            p = TOK([text], return_tensors="pt", add_special_tokens=False)
-            with torch.no_grad():
-                logits = model(enc.input_ids, enc.attention_mask, p.input_ids, p.attention_mask).logits[0, -1]
-                bos = torch.tensor([[model.llm.config.bos_token_id]])
-                bare_logits = model.llm(torch.cat([bos, p.input_ids], dim=1)).logits[0, -1]
-            expected["tiny"] += torch.log_softmax(logits, -1)[token].item()
-            expected["bare"] += torch.log_softmax(bare_logits, -1)[token].item()
-        assert system.score([source], [prompt], [continuation])[0] == pytest.approx(expected["tiny"], abs=1e-4)
-        assert bare.score([source], [prompt], [continuation])[0] == pytest.approx(expected["bare"], abs=1e-4)
+    # step by step with the byte tokenizer: prompt + the choice's first k bytes, then the next byte's probability
+    bos = torch.tensor([[model.llm.config.bos_token_id]])
+    for source, prompt, got, got_bare in zip(SOURCES, PROMPTS, system.score_choices(SOURCES, PROMPTS, choices),
+                                             bare.score_choices(SOURCES, PROMPTS, choices), strict=True):
+        enc = TOK([source], return_tensors="pt")
+        for j, choice in enumerate(choices):
+            expected = {"tiny": 0.0, "bare": 0.0}
+            tokens = TOK(choice, add_special_tokens=False).input_ids
+            for k, token in enumerate(tokens):
+                p = TOK([prompt + TOK.decode(tokens[:k])], return_tensors="pt", add_special_tokens=False)
+                with torch.no_grad():
+                    logits = model(enc.input_ids, enc.attention_mask, p.input_ids, p.attention_mask).logits[0, -1]
+                    bare_logits = model.llm(torch.cat([bos, p.input_ids], dim=1)).logits[0, -1]
+                expected["tiny"] += torch.log_softmax(logits, -1)[token].item()
+                expected["bare"] += torch.log_softmax(bare_logits, -1)[token].item()
+            assert got[j] == pytest.approx(expected["tiny"], abs=1e-4)
+            assert got_bare[j] == pytest.approx(expected["bare"], abs=1e-4)

@@ -50,7 +50,8 @@ class System(Protocol):
 
     def generate(self, sources: list[str], prompts: list[str | None], max_new_tokens: int) -> list[str]: ...
 
-    def score(self, sources: list[str], prompts: list[str | None], continuations: list[str]) -> list[float]: ...
+    def score_choices(self, sources: list[str], prompts: list[str | None],
+                      choices: list[str]) -> list[list[float]]: ...
 
 
 # --- evaluation ----------------------------------------------------------------------------------------------
@@ -137,14 +138,10 @@ def _predict_into(system: System, benchmark: str, examples: list[EvalExample], p
 
 def _choose(system: System, choices: tuple[str, ...], sources: list[str],
             prompts: list[str | None]) -> tuple[list[str], list[dict]]:
-    """Every example scored with every choice in one batch; the most likely choice is the output."""
-    n = len(choices)
-    scores = system.score([s for s in sources for _ in choices], [p for p in prompts for _ in choices],
-                          list(choices) * len(sources))
+    """The most likely choice of every example is its output; the row keeps every choice's log-likelihood."""
     outputs, extras = [], []
-    for i in range(len(sources)):
-        row = scores[i * n : (i + 1) * n]
-        outputs.append(choices[max(range(n), key=row.__getitem__)])
+    for row in system.score_choices(sources, prompts, list(choices)):
+        outputs.append(choices[max(range(len(choices)), key=row.__getitem__)])
         extras.append({"choice_logprobs": dict(zip(choices, (round(x, 4) for x in row), strict=True))})
     return outputs, extras
 

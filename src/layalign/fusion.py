@@ -126,15 +126,11 @@ def project_encoder_side(attentions: list[nn.Module], aligner: nn.Module, mixed:
 def fusion_branch(module: nn.Module, query: torch.Tensor, state: FusionState, slot: int) -> torch.Tensor:
     """softmax(Q K^T * scaling) (g V) over the encoder tokens, in float32; returns (B, q_len, H, d_h).
 
-    Grouped-query attention without repeating keys and values: the G query heads that share key/value head j
-    (heads j*G ... j*G + G - 1, the order of transformers' repeat_kv) are laid end to end along the query axis,
-    so one attention call over (B, H_kv, G * q_len) queries computes exactly the per-head attention, reading each
-    key/value head once instead of G times."""
-    keys, values = state.keys[slot], state.values[slot]
-    batch, heads, length, head_dim = query.shape
-    grouped = query.float().reshape(batch, keys.shape[1], -1, head_dim)
-    attended = F.scaled_dot_product_attention(grouped, keys, values, attn_mask=state.mask, scale=module.scaling)
-    return attended.view(batch, heads, length, head_dim).transpose(1, 2)
+    Grouped-query attention without repeating keys and values (`enable_gqa`): query head h reads key/value head
+    h // G, the order of transformers' repeat_kv, and each key/value head is read once, not G times."""
+    attended = F.scaled_dot_product_attention(query.float(), state.keys[slot], state.values[slot],
+                                              attn_mask=state.mask, scale=module.scaling, enable_gqa=True)
+    return attended.transpose(1, 2)
 
 
 def _base_attention(name: str, module: nn.Module):

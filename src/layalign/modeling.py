@@ -35,14 +35,11 @@ IGNORE_INDEX = -100
 class LayAlignOutput:
     """loss: mean cross-entropy over the target tokens (None without labels).
     logits: with labels, only the positions that predict the targets, (B, Y + 1, V), the last one predicting past
-    the target; without labels, every position of the LLM input, (B, L, V).
-    targets: with labels, the token each of logits[:, :-1] predicts, (B, Y), IGNORE_INDEX where a row's target is
-    shorter (its target sits at the right end of the row)."""
+    the target; without labels, every position of the LLM input, (B, L, V)."""
 
     loss: torch.Tensor | None
     logits: torch.Tensor
     num_target_tokens: int = 0
-    targets: torch.Tensor | None = None
 
 
 @dataclass
@@ -216,7 +213,7 @@ class LayAlignModel(nn.Module):
             raise ValueError("the batch has no target tokens (all labels masked or empty)")
         loss = F.cross_entropy(out.logits[:, :-1].float().flatten(0, 1), targets.flatten(),
                                ignore_index=IGNORE_INDEX)
-        return LayAlignOutput(loss, out.logits, count, targets)
+        return LayAlignOutput(loss, out.logits, count)
 
     @torch.no_grad()
     def generate(self, encoder_input_ids: torch.Tensor, encoder_attention_mask: torch.Tensor,

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import torch
 
+from layalign import fusion
 from layalign.config import CONFIG_NAME, LayAlignConfig
-from layalign.modeling import IGNORE_INDEX, LayAlignModel
+from layalign.modeling import LayAlignModel
 from layalign.processing import LayAlignProcessor
 
 LLM_ONLY_PREFIX = "llm:"
@@ -30,16 +31,19 @@ class LayAlignSystem:
         return self.processor.decode(new_tokens)
 
     @torch.no_grad()
-    def score(self, sources: list[str], prompts: list[str | None], continuations: list[str]) -> list[float]:
-        """log P(continuation | source, prompt), summed over the continuation's tokens (the eos the processor
-        appends to a target is not counted): choice scoring for classification benchmarks."""
-        batch = self.processor(sources, prompts, continuations)
-        batch = {k: v.to(self.model.llm.device) for k, v in batch.items()}
-        out = self.model(**batch)
-        targets = out.targets.clone()
-        last = (targets != IGNORE_INDEX).cumsum(dim=1) == (targets != IGNORE_INDEX).sum(dim=1, keepdim=True)
-        targets[last] = IGNORE_INDEX  # the appended eos is the last target token of every row
-        return sum_logprobs(out.logits[:, :-1], targets)
+    def score_choices(self, sources: list[str], prompts: list[str | None], choices: list[str]) -> list[list[float]]:
+        """log P(choice | source, prompt) for every example and choice, summed over the choice's tokens (tokenized as
+        a training target, without its eos): choice scoring for classification benchmarks."""
+        batch = {k: v.to(self.model.llm.device) for k, v in self.processor(sources, prompts).items()}
+        model = self.model
+        states, final = model.encode(batch["encoder_input_ids"], batch["encoder_attention_mask"])
+        inputs = model.build_inputs(final, batch["encoder_attention_mask"], batch.get("prompt_input_ids"),
+                                    batch.get("prompt_attention_mask"))
+        state = model.fusion_state(states, batch["encoder_attention_mask"]) if model.config.fusion else None
+        prefix = {"inputs_embeds": inputs.embeds, "attention_mask": inputs.attention_mask,
+                  "position_ids": inputs.position_ids}
+        with fusion.active(state):
+            return choice_logprobs(model.llm, prefix, [self.processor._llm_ids(c) for c in choices])
 
 
 class LLMOnlySystem:
@@ -76,29 +80,50 @@ class LLMOnlySystem:
         return [t.strip() for t in self.tokenizer.batch_decode(out[:, width:], skip_special_tokens=True)]
 
     @torch.no_grad()
-    def score(self, sources: list[str], prompts: list[str | None], continuations: list[str]) -> list[float]:
-        """log P(continuation | prompt), summed over the continuation's tokens, tokenized as a training target."""
-        if any(not c.strip() for c in continuations):
-            raise ValueError("a continuation to score is empty")
-        tails = [self.tokenizer(c, add_special_tokens=False)["input_ids"] for c in continuations]
-        ids = [head + tail for head, tail in zip(self._prompt_ids(sources, prompts), tails, strict=True)]
-        input_ids, mask = self._left_padded(ids)
-        position_ids = (mask.cumsum(dim=1) - 1).clamp(min=0)  # left padding: positions start at each row's bos
-        width = max(map(len, tails))
-        logits = self.llm(input_ids=input_ids, attention_mask=mask, position_ids=position_ids,
-                          logits_to_keep=width + 1).logits
-        targets = input_ids[:, -width:].clone()
-        for row, tail in enumerate(tails):  # the continuations are the right end of every row
-            targets[row, : width - len(tail)] = IGNORE_INDEX
-        return sum_logprobs(logits[:, :-1], targets)
+    def score_choices(self, sources: list[str], prompts: list[str | None], choices: list[str]) -> list[list[float]]:
+        """log P(choice | prompt) for every example and choice, summed over the choice's tokens."""
+        input_ids, mask = self._left_padded(self._prompt_ids(sources, prompts))
+        prefix = {"input_ids": input_ids, "attention_mask": mask,
+                  "position_ids": (mask.cumsum(dim=1) - 1).clamp(min=0)}  # positions start at each row's bos
+        return choice_logprobs(self.llm, prefix, [self.tokenizer(c, add_special_tokens=False)["input_ids"]
+                                                  for c in choices])
 
 
-def sum_logprobs(logits: torch.Tensor, targets: torch.Tensor) -> list[float]:
-    """Per row, the sum of log-softmax(logits) at the target tokens, IGNORE_INDEX positions skipped."""
-    logprobs = torch.log_softmax(logits.float(), dim=-1)
-    keep = targets != IGNORE_INDEX
-    picked = logprobs.gather(-1, targets.clamp(min=0)[..., None])[..., 0]
-    return (picked * keep).sum(dim=1).tolist()
+def choice_logprobs(llm, prefix: dict[str, torch.Tensor], choices: list[list[int]]) -> list[list[float]]:
+    """Sum of log P(choice token | prefix, earlier choice tokens) for every (example, choice): `prefix` holds the
+    LLM's keyword arguments for the left-padded prompts (attention_mask and position_ids included). The prompts
+    run once; their key/value cache is repeated for the choices, which run together in one short second pass."""
+    if not choices or any(not c for c in choices):
+        raise ValueError("every choice needs at least one token")
+    mask = prefix["attention_mask"]
+    batch, n, width = mask.shape[0], len(choices), max(map(len, choices))
+    out = llm(**prefix, use_cache=True, logits_to_keep=1)
+    first = torch.log_softmax(out.logits[:, -1].float(), dim=-1)  # (B, V): the choices' first tokens
+    ids = torch.zeros(n, width, dtype=torch.long, device=mask.device)
+    choice_mask = torch.zeros(n, width, dtype=mask.dtype, device=mask.device)
+    for j, tokens in enumerate(choices):  # right-padded: a choice's own positions never see its padding
+        ids[j, : len(tokens)] = torch.tensor(tokens, device=mask.device)
+        choice_mask[j, : len(tokens)] = 1
+    rest = None
+    if width > 1:  # row i * n + j: choice j after prompt i
+        cache = out.past_key_values
+        cache.batch_repeat_interleave(n)
+        start = mask.sum(dim=1).repeat_interleave(n)[:, None]  # the next position after each prompt
+        logits = llm(input_ids=ids.repeat(batch, 1), attention_mask=torch.cat(
+            [mask.repeat_interleave(n, dim=0), choice_mask.repeat(batch, 1)], dim=1),
+            position_ids=start + torch.arange(width, device=mask.device), past_key_values=cache,
+            use_cache=True).logits
+        rest = torch.log_softmax(logits.float(), dim=-1)
+    scores = []
+    for i in range(batch):
+        row = []
+        for j, tokens in enumerate(choices):
+            total = first[i, tokens[0]]
+            for k in range(1, len(tokens)):
+                total = total + rest[i * n + j, k - 1, tokens[k]]
+            row.append(float(total))
+        scores.append(row)
+    return scores
 
 
 def load_system(model: str, device: str | None = None, dtype: str | None = None):
