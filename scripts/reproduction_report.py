@@ -70,12 +70,45 @@ def accuracy_summary(run: Path, folder: str = "eval") -> list[str]:
     return rows
 
 
+def calibrated_summary(run: Path, names: list[tuple[str, str]]) -> list[str]:
+    """Choice-scored accuracy with each system's label prior taken out: every label's log-likelihood minus its mean
+    over all evaluated rows (no gold labels used), then the argmax. A system that only learned a label prior falls
+    to chance here; one that reads the input keeps its accuracy."""
+    labels = ("entailment", "neutral", "contradiction")
+    seen = {"en", "de", "es", "fr", "sw", "tr", "vi", "zh"}
+    rows = ["| system | accuracy | prior-free accuracy | prior-free, seen languages | prior-free, unseen |",
+            "|---|---:|---:|---:|---:|"]
+    for name, label in names:
+        path = run / "eval-choices" / name / "predictions.jsonl"
+        if not path.is_file():
+            continue
+        predictions = log(path)
+        mean = {k: statistics.mean(p["choice_logprobs"][k] for p in predictions) for k in labels}
+        zero = dict.fromkeys(labels, 0.0)
+        rows.append(f"| {label} | {_accuracy(predictions, zero):.1f} | {_accuracy(predictions, mean):.1f} | "
+                    f"{_accuracy([p for p in predictions if p['lang'] in seen], mean):.1f} | "
+                    f"{_accuracy([p for p in predictions if p['lang'] not in seen], mean):.1f} |")
+    return rows
+
+
+def _accuracy(predictions: list[dict], offset: dict[str, float]) -> float:
+    """Accuracy of the argmax of log-likelihood minus `offset`, per label."""
+    def pick(p: dict) -> str:
+        return max(offset, key=lambda k: p["choice_logprobs"][k] - offset[k])
+    return 100 * sum(pick(p) == p["gold"] for p in predictions) / len(predictions)
+
+
 def prediction_mix(run: Path, folder: str = "eval") -> list[str]:
     """How often each system answers each label (the gold labels are balanced: a system that always answers one
     label, or guesses with any fixed mix, scores 33.3 %)."""
     rows = ["| system | entailment | neutral | contradiction | no label word | gold mix (e / n / c) |",
             "|---|---:|---:|---:|---:|---|"]
-    for name, label in SYSTEMS:
+    return rows + prediction_mix_rows(run, SYSTEMS, folder)
+
+
+def prediction_mix_rows(run: Path, names: list[tuple[str, str]], folder: str = "eval-choices") -> list[str]:
+    rows = []
+    for name, label in names:
         path = run / folder / name / "predictions.jsonl"
         if not path.is_file():
             continue
@@ -130,7 +163,32 @@ def main() -> None:
         "",
         *prediction_mix(run, "eval-choices"),
         "",
+        *calibrated_summary(run, SYSTEMS),
+        "",
     ] if choices.is_file() else []
+    longer = sorted(run.glob("compare-choices-*/compare.md"))
+    for table in longer:
+        steps = table.parent.name.rsplit("-", 1)[1]
+        names = [(f"mindmerger-s0-{steps}", f"MindMerger, {steps} steps, seed 0"),
+                 (f"layalign-s0-{steps}", f"LayAlign, {steps} steps, seed 0")]
+        n = json.loads((run / "eval-choices" / names[1][0] / "results.json").read_text())["n"] // 15
+        wall = run / "wall_time_longer.txt"
+        choice_section += [
+            f"## A longer task stage: {steps} steps, LayAlign vs MindMerger (seed 0)",
+            "",
+            f"`bash scripts/reproduce_xnli_longer.sh` (STEPS={steps}): the same recipes and stage-1 models, {steps} "
+            "task steps instead of 100, frozen models in bf16 under autocast; XNLI dev by choice scoring on the "
+            f"first {n} rows per language. Wall time: {wall.read_text().strip() if wall.is_file() else 'not recorded'}"
+            " (two trainings at a time, one thread each).",
+            "",
+            table.read_text().strip(),
+            "",
+            *calibrated_summary(run, names),
+            "",
+            *prediction_mix(run, "eval-choices")[:2],
+            *prediction_mix_rows(run, names),
+            "",
+        ]
 
     text = [
         "# Small-scale reproduction: LayAlign vs MindMerger vs LangBridge vs the bare LLM on XNLI",
