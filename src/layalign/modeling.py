@@ -215,15 +215,24 @@ class LayAlignModel(nn.Module):
                                ignore_index=IGNORE_INDEX)
         return LayAlignOutput(loss, out.logits, count)
 
+    def prompt_inputs(self, encoder_input_ids: torch.Tensor, encoder_attention_mask: torch.Tensor,
+                      prompt_input_ids: torch.Tensor | None = None, prompt_attention_mask: torch.Tensor | None = None,
+                      ) -> tuple[LLMInputs, fusion.FusionState | None]:
+        """What the LLM continues from, without a target: its assembled input and the fusion state (None without
+        fusion), to be used inside `fusion.active(state)`; shared by generate and choice scoring."""
+        states, final = self.encode(encoder_input_ids, encoder_attention_mask)
+        inputs = self.build_inputs(final, encoder_attention_mask, prompt_input_ids, prompt_attention_mask)
+        state = self.fusion_state(states, encoder_attention_mask) if self.config.fusion else None
+        return inputs, state
+
     @torch.no_grad()
     def generate(self, encoder_input_ids: torch.Tensor, encoder_attention_mask: torch.Tensor,
                  prompt_input_ids: torch.Tensor | None = None, prompt_attention_mask: torch.Tensor | None = None,
                  **generation_kwargs) -> torch.Tensor:
         """Batched generation through transformers' generate (greedy, sampling, beam search, ...). Returns only the
         new tokens, (B * num_return_sequences, new_len). The encoder, aligner and key/value projections run once."""
-        states, final = self.encode(encoder_input_ids, encoder_attention_mask)
-        inputs = self.build_inputs(final, encoder_attention_mask, prompt_input_ids, prompt_attention_mask)
-        state = self.fusion_state(states, encoder_attention_mask) if self.config.fusion else None
+        inputs, state = self.prompt_inputs(encoder_input_ids, encoder_attention_mask, prompt_input_ids,
+                                           prompt_attention_mask)
         if generation_kwargs.get("pad_token_id") is None:
             generation_kwargs["pad_token_id"] = _pad_id(self.llm)
         with fusion.active(state):

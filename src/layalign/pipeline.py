@@ -35,15 +35,11 @@ class LayAlignSystem:
         """log P(choice | source, prompt) for every example and choice, summed over the choice's tokens (tokenized as
         a training target, without its eos): choice scoring for classification benchmarks."""
         batch = {k: v.to(self.model.llm.device) for k, v in self.processor(sources, prompts).items()}
-        model = self.model
-        states, final = model.encode(batch["encoder_input_ids"], batch["encoder_attention_mask"])
-        inputs = model.build_inputs(final, batch["encoder_attention_mask"], batch.get("prompt_input_ids"),
-                                    batch.get("prompt_attention_mask"))
-        state = model.fusion_state(states, batch["encoder_attention_mask"]) if model.config.fusion else None
+        inputs, state = self.model.prompt_inputs(**batch)
         prefix = {"inputs_embeds": inputs.embeds, "attention_mask": inputs.attention_mask,
                   "position_ids": inputs.position_ids}
         with fusion.active(state):
-            return choice_logprobs(model.llm, prefix, [self.processor._llm_ids(c) for c in choices])
+            return choice_logprobs(self.model.llm, prefix, [self.processor._llm_ids(c) for c in choices])
 
 
 class LLMOnlySystem:
