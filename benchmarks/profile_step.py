@@ -30,10 +30,13 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--dtype", default="float32")
     parser.add_argument("--cache", default="dynamic", choices=["dynamic", "static"])
+    parser.add_argument("--malloc", default="kept", choices=["kept", "default"])
     parser.add_argument("--rows", type=int, default=20)
     parser.add_argument("--shapes", action="store_true", help="group the operators by input shape too")
     args = parser.parse_args()
 
+    if args.device == "cpu":
+        print(f"allocator: {speed.set_up_allocator(args.malloc)}")
     if args.mode == "train":
         run = speed.train_run(args.system, args.pair, args.batch, args.dtype, args.device)
     else:

@@ -6,10 +6,13 @@ ratios of numbers measured in this one invocation. Decoding is reported two ways
 call: encoder, aligner and prefill included; LayAlign and MindMerger read the encoder's tokens in front of the same
 prompt, so their prefill is longer) and per decoding step (timed inside generate, from the first new token to the
 last), which is where the fusion branch runs. Peak memory: each system runs once more
-in a child process of its own.
+in a child process of its own. The CPU allocator is set up as the `layalign` command sets it up
+(layalign.allocator.keep_freed_memory: freed memory is reused rather than page-faulted in afresh at every step), for
+every system alike; `--malloc default` keeps glibc's defaults instead.
 
     python benchmarks/speed.py --pair default                       # real default pair, CPU (float32)
     python benchmarks/speed.py --pair default --modes decode --cache static   # preallocated key/value cache
+    python benchmarks/speed.py --pair default --modes train --malloc default  # glibc's allocator defaults
     python benchmarks/speed.py --pair llama-1.5b --device cuda --dtype bfloat16   # random weights, GPU shapes
     python benchmarks/speed.py --pair llama-7b --device cuda --dtype bfloat16
 """
@@ -223,8 +226,19 @@ def peak_memory_mb(device: str) -> float:
     return int(re.search(r"VmHWM:\s+(\d+) kB", status).group(1)) / 1024
 
 
+def set_up_allocator(mode: str) -> str:
+    """The CPU allocator for every system of this run; returns how it is set up, for the report."""
+    from layalign.allocator import keep_freed_memory
+
+    if mode == "kept" and keep_freed_memory():
+        return "glibc, freed memory kept for reuse (layalign.allocator.keep_freed_memory, as the layalign command)"
+    return "the C library's defaults"
+
+
 def child(args) -> None:
     """One system, one run, in a process of its own: its peak memory."""
+    if args.device == "cpu":
+        set_up_allocator(args.malloc)
     torch.manual_seed(0)
     if args.mode == "decode":
         run = decode_run(args.system, args.pair, args.batch, args.new_tokens, args.dtype, args.device, args.cache)
@@ -238,7 +252,7 @@ def child(args) -> None:
 def peak_memory(args, mode: str, system: str, batch: int) -> float:
     cmd = [sys.executable, __file__, "--child", "--mode", mode, "--system", system, "--batch", str(batch),
            "--pair", args.pair, "--dtype", args.dtype, "--device", args.device, "--new-tokens", str(args.new_tokens),
-           "--cache", args.cache]
+           "--cache", args.cache, "--malloc", args.malloc]
     out = subprocess.run(cmd, capture_output=True, text=True)
     lines = [line for line in out.stdout.splitlines() if line.startswith("RESULT ")]
     if out.returncode or not lines:
@@ -287,8 +301,11 @@ def main() -> None:
     parser.add_argument("--cache", default="dynamic", choices=["dynamic", "static"],
                         help="the key/value cache of generate, the same for every system (transformers' default: "
                              "dynamic, which grows by concatenation at every step)")
+    parser.add_argument("--malloc", default="kept", choices=["kept", "default"],
+                        help="kept: reuse freed CPU memory as the layalign command does; default: glibc's defaults")
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--out", default=None, help="markdown file (default docs/results/speed-PAIR-DEVICE.md)")
+    parser.add_argument("--out", default=None,
+                        help="markdown file (default docs/results/speed-PAIR-DEVICE[-static][-glibc-defaults].md)")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--mode", default="decode", help=argparse.SUPPRESS)
     parser.add_argument("--system", default="layalign", help=argparse.SUPPRESS)
@@ -297,6 +314,7 @@ def main() -> None:
     if args.child:
         child(args)
         return
+    allocator = set_up_allocator(args.malloc) if args.device == "cpu" else "CUDA caching allocator"
     machine = (torch.cuda.get_device_name() if args.device.startswith("cuda")
                else f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} CPU threads")
     memory = "CUDA max allocated" if args.device != "cpu" else "peak RSS"
@@ -305,7 +323,8 @@ def main() -> None:
     command = "python benchmarks/speed.py " + " ".join(sys.argv[1:])
     report = (f"# Speed: {args.pair} pair on {args.device} ({args.dtype})\n\n"
               f"- date: {datetime.date.today()}\n- machine: {machine}; torch {torch.__version__}\n"
-              f"- command: `{command}`\n- decoding: greedy, exactly {args.new_tokens} new tokens per example, "
+              f"- command: `{command}`\n- allocator: {allocator}\n"
+              f"- decoding: greedy, exactly {args.new_tokens} new tokens per example, "
               f"{args.cache} key/value cache; per step: timed inside generate from the first new token to the "
               f"last; end to end: the whole generate call (encoder and prefill included); medians of "
               f"{args.repeats} after one warm-up; training: forward + backward (+ AdamW step on the adapters), "
@@ -314,7 +333,8 @@ def main() -> None:
               f"resident + activations; the loading peak is reset first)"
               f"\n\n{body}\n")
     print("\n" + report)
-    out = Path(args.out or f"docs/results/speed-{args.pair}-{args.device.split(':')[0]}.md")
+    variant = ("-static" if args.cache == "static" else "") + ("-glibc-defaults" if args.malloc == "default" else "")
+    out = Path(args.out or f"docs/results/speed-{args.pair}-{args.device.split(':')[0]}{variant}.md")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(report, encoding="utf-8")
     print(f"written to {out}")

@@ -322,7 +322,7 @@ def test_folded_and_unfolded_key_value_projections_agree_with_the_formula(family
     results, grads = {}, {}
     for fold in (False, True):
         model.aligner.zero_grad()
-        mixed = model.aligner.mix(states)
+        mixed = model.aligner.mix(model.aligner.stack(states))
         assert mixed.dtype == torch.float64
         keys, values = fusion.project_encoder_side(attentions, model.aligner, mixed, model.num_kv_heads, fold=fold)
         sum(k.square().sum() + v.sum() for k, v in zip(keys, values)).backward()
@@ -339,6 +339,34 @@ def test_folded_and_unfolded_key_value_projections_agree_with_the_formula(family
             torch.testing.assert_close(results[fold][1][f], v.float(), rtol=1e-5, atol=1e-6)
     for unfolded, folded in zip(grads[False], grads[True]):
         torch.testing.assert_close(folded, unfolded, rtol=1e-9, atol=1e-9)
+
+
+def test_fusion_state_in_chunks_of_layers_equals_all_layers_at_once(monkeypatch):
+    """fusion_state mixes and projects a few fused layers at a time (fusion.layers_per_chunk); one layer per chunk
+    gives the same keys, values and adapter gradients as every layer in one chunk."""
+    from layalign import fusion
+
+    torch.manual_seed(0)
+    model = tiny_model()
+    randomize_adapters(model)
+    inputs = batch()
+    states, _ = model.encode(inputs["encoder_input_ids"], inputs["encoder_attention_mask"])
+    results, grads = {}, {}
+    for chunk_bytes in (1, 2**40):
+        monkeypatch.setattr(fusion, "CHUNK_BYTES", chunk_bytes)
+        assert fusion.layers_per_chunk(states[0]) == (1 if chunk_bytes == 1 else 2**40 // (2 * states[0].nbytes))
+        model.zero_grad()
+        state = model.fusion_state(states, inputs["encoder_attention_mask"])
+        assert len(state.keys) == len(state.values) == len(model.config.llm_layers)
+        sum(k.square().sum() + v.sum() for k, v in zip(state.keys, state.values)).backward()
+        results[chunk_bytes] = state
+        grads[chunk_bytes] = [p.grad.clone() for p in model.adapters().parameters() if p.grad is not None]
+    small, large = results[1], results[2**40]
+    for a, b in zip(small.keys + small.values, large.keys + large.values, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-7)
+    assert len(grads[1]) == len(grads[2**40]) > 0
+    for a, b in zip(grads[1], grads[2**40], strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
 
 
 def test_choice_scores_are_the_stepwise_log_likelihood_and_batching_does_not_change_them():

@@ -47,14 +47,20 @@ class LayerwiseAligner(nn.Module):
         self.proj = nn.Linear(encoder_dim, llm_dim)
         self.proj2 = nn.Linear(llm_dim, llm_dim) if structure == "mlp" else None
 
-    def mix(self, encoder_states: tuple[torch.Tensor, ...] | list[torch.Tensor]) -> torch.Tensor:
-        """encoder_states: L_sel tensors of shape (B, T, d_e). Returns ReLU(layer_mix) as (2F, B, T, d_e): for fused
-        layer f, index 2f is (before `project`) its key input and 2f + 1 its value input."""
-        weight = self.layer_mix.weight
-        stacked = torch.stack([s.to(weight.dtype) for s in encoder_states])  # (L_sel, B, T, d_e)
-        # one matmul over the layer axis that writes (2F, B, T, d_e) directly: no permuted copy before `project`
-        mixed = torch.addmm(self.layer_mix.bias[:, None], weight, stacked.flatten(1))
-        return torch.relu(mixed).view(-1, *stacked.shape[1:])
+    def stack(self, encoder_states: tuple[torch.Tensor, ...] | list[torch.Tensor]) -> torch.Tensor:
+        """L_sel tensors of shape (B, T, d_e) -> one (L_sel, B, T, d_e) tensor in the aligner's dtype."""
+        return torch.stack([s.to(self.layer_mix.weight.dtype) for s in encoder_states])
+
+    def mix(self, stacked: torch.Tensor, layers: slice = slice(None)) -> torch.Tensor:
+        """ReLU(layer_mix) of the stacked states for the fused layers `layers` (all by default), as (2g, B, T, d_e):
+        for the j-th of them, index 2j is (before `project`) its key input and 2j + 1 its value input."""
+        rows = slice(None if layers.start is None else 2 * layers.start,
+                     None if layers.stop is None else 2 * layers.stop)
+        weight, bias = self.layer_mix.weight[rows], self.layer_mix.bias[rows]
+        # one matmul over the layer axis that writes (2g, B, T, d_e) directly: no permuted copy before `project`;
+        # the ReLU in place, since addmm keeps no reference to its output for the backward
+        mixed = torch.addmm(bias[:, None], weight, stacked.flatten(1))
+        return torch.relu_(mixed).view(-1, *stacked.shape[1:])
 
     def project(self, mixed: torch.Tensor) -> torch.Tensor:
         """The shared projection d_e -> d of mixed states (any leading shape)."""
@@ -65,4 +71,4 @@ class LayerwiseAligner(nn.Module):
 
     def forward(self, encoder_states: tuple[torch.Tensor, ...] | list[torch.Tensor]) -> torch.Tensor:
         """Returns (2F, B, T, d): for fused layer f, index 2f is its key input and 2f + 1 its value input."""
-        return self.project(self.mix(encoder_states))
+        return self.project(self.mix(self.stack(encoder_states)))

@@ -80,6 +80,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from layalign.allocator import keep_freed_memory
+
+    keep_freed_memory()  # before any tensor exists: reuse freed memory instead of page-faulting it in every step
     key = args.command + (f" {args.models_command}" if args.command == "models" else "")
     module_name, function_name = _HANDLERS[key].split(":")
     handler = getattr(importlib.import_module(module_name), function_name)

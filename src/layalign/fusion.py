@@ -80,6 +80,18 @@ def active(state: FusionState | None) -> Iterator[None]:
         _ACTIVE.reset(token)
 
 
+CHUNK_BYTES = 16 * 2**20
+
+
+def layers_per_chunk(state: torch.Tensor) -> int:
+    """How many fused layers to mix and project at a time, given one encoder state (B, T, d_e): as many as keep a
+    chunk's (2g, B, T, d_e) mix within CHUNK_BYTES. On the CPU, glibc serves allocations above 32 MB by a fresh
+    mmap every time, whose pages fault in on first touch; the whole mix of a training batch (93 MB for the default
+    pair at batch 8, with its ReLU gradient and its stacked gradient as large) paid that at every step, and the
+    page faults slowed the LLM's own element-wise work besides. Chunks stay in the reused heap."""
+    return max(1, CHUNK_BYTES // (2 * state.numel() * state.element_size()))
+
+
 def project_encoder_side(attentions: list[nn.Module], aligner: nn.Module, mixed: torch.Tensor,
                          num_kv_heads: int, fold: bool | None = None) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
     """K_f = k_proj_f(project(m_2f)), V_f = v_proj_f(project(m_2f+1)) for every fused layer f, with the layer's own

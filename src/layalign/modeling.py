@@ -137,10 +137,18 @@ class LayAlignModel(nn.Module):
 
     def fusion_state(self, encoder_states: list[torch.Tensor], attention_mask: torch.Tensor) -> fusion.FusionState:
         """The aligner and every fused layer's key/value projections, computed once for the whole call."""
-        mixed = self.aligner.mix([s.to(self.gates.device) for s in encoder_states])
+        stacked = self.aligner.stack([s.to(self.gates.device) for s in encoder_states])
         layers = self.llm.get_decoder().layers
         attentions = [layers[layer].self_attn for layer in self.config.llm_layers]
-        keys, values = fusion.project_encoder_side(attentions, self.aligner, mixed, self.num_kv_heads)
+        keys, values = [], []
+        # a few fused layers at a time: every (2g, B, T, d_e) mix stays small (see fusion.layers_per_chunk)
+        group = fusion.layers_per_chunk(stacked[0])
+        for start in range(0, len(attentions), group):
+            part = slice(start, start + group)
+            k, v = fusion.project_encoder_side(attentions[part], self.aligner, self.aligner.mix(stacked, part),
+                                               self.num_kv_heads)
+            keys += k
+            values += v
         values = [gate * v for gate, v in zip(self.gates.unbind(0), values, strict=True)]  # see FusionState
         mask = None  # no mask where nothing is padded: the attention kernels are faster without one
         if self.config.mask_encoder_padding and not bool(attention_mask.all()):
