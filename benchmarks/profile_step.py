@@ -10,6 +10,7 @@ seen there can be traced to operators here.
 from __future__ import annotations
 
 import argparse
+import resource
 import sys
 import time
 from pathlib import Path
@@ -43,9 +44,12 @@ def main() -> None:
         run = speed.decode_run(args.system, args.pair, args.batch, args.new_tokens, args.dtype, args.device,
                                args.cache)
     run()  # warm-up
+    faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     start = time.perf_counter()
     run()
-    print(f"{args.system} {args.mode}, batch {args.batch}: {time.perf_counter() - start:.3f} s unprofiled\n")
+    faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults
+    print(f"{args.system} {args.mode}, batch {args.batch}: {time.perf_counter() - start:.3f} s unprofiled, "
+          f"{faults} minor page faults (memory the kernel had to hand out afresh)\n")
     with profile(activities=[ProfilerActivity.CPU], record_shapes=args.shapes) as prof:
         run()
     averages = prof.key_averages(group_by_input_shape=args.shapes)

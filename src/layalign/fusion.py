@@ -111,6 +111,8 @@ def project_encoder_side(attentions: list[nn.Module], aligner: nn.Module, mixed:
         fold = False
     elif fold is None:
         fold = tokens * (enc_dim * llm_dim + llm_dim * kv_dim) > kv_dim * llm_dim * enc_dim + tokens * enc_dim * kv_dim
+    if not fold:  # the shared projection once for all 2F states: one large matmul, not 2F small ones
+        mixed = aligner.project(mixed).to(attentions[0].k_proj.weight.dtype)
     inputs = mixed.unbind(0)  # unbind, not indexing: 2F indexings would build 2F full-size zero gradients
 
     def through(linear: nn.Linear, state: torch.Tensor) -> torch.Tensor:
@@ -120,7 +122,7 @@ def project_encoder_side(attentions: list[nn.Module], aligner: nn.Module, mixed:
             bias = bias if linear.bias is None else bias + linear.bias.to(bias.dtype)
             out = F.linear(state, weight, bias)
         else:
-            out = linear(aligner.project(state).to(linear.weight.dtype))
+            out = linear(state)
         return out.view(batch, length, num_kv_heads, -1).transpose(1, 2)
 
     keys, values = [], []

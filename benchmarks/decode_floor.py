@@ -1,0 +1,80 @@
+"""What one decoding step's fusion branch must cost: its bytes against the machine's memory bandwidth.
+
+At one query per example, the fusion branch of every fused layer reads that layer's encoder keys and values
+(B x H_kv x T x d_h each, float32) and does almost no arithmetic, so its floor is the time to read them from memory:
+they do not stay in the CPU's caches between two steps, which read all the LLM's weights in between. This script
+times the branch as fusion.fusion_branch runs it for all layers (with the caches flushed between steps by a write
+sweep the size of the LLM's weights), and the machine's copy bandwidth (256 MB copied), and prints both.
+Defaults: the default pair at batch 8 (30 layers, 9 query heads, 3 key/value heads of 64, 126 encoder tokens).
+
+    python benchmarks/decode_floor.py
+    python benchmarks/decode_floor.py --batch 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+from layalign.fusion import FusionState, fusion_branch  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--layers", type=int, default=30)
+    parser.add_argument("--heads", type=int, default=9)
+    parser.add_argument("--kv-heads", type=int, default=3)
+    parser.add_argument("--tokens", type=int, default=126)
+    parser.add_argument("--head-dim", type=int, default=64)
+    parser.add_argument("--weights-mb", type=int, default=540, help="the LLM's weights, swept between steps")
+    parser.add_argument("--repeats", type=int, default=30)
+    args = parser.parse_args()
+    b, t, d = args.batch, args.tokens, args.head_dim
+    torch.manual_seed(0)
+    keys = [torch.randn(b, args.kv_heads, t, d) for _ in range(args.layers)]
+    values = [torch.randn(b, args.kv_heads, t, d) for _ in range(args.layers)]
+    mask = torch.zeros(b, 1, 1, t)
+    mask[: b // 2, ..., t // 2:] = float("-inf")
+    state = FusionState(keys, values, mask, {i: i for i in range(args.layers)})
+    module = SimpleNamespace(scaling=d ** -0.5)
+    query = torch.randn(b, 1, args.heads, d).transpose(1, 2)  # (B, H, 1, d_h), laid out as transformers makes it
+    sweep = torch.zeros(args.weights_mb * 2**20 // 4)
+
+    def step() -> float:
+        sweep.add_(1.0)  # what the LLM's weights do to the caches between two steps
+        start = time.perf_counter()
+        for slot in range(args.layers):
+            fusion_branch(module, query, state, slot)
+        return time.perf_counter() - start
+
+    for _ in range(3):
+        step()
+    seconds = statistics.median(step() for _ in range(args.repeats))
+    kv_bytes = sum(k.nbytes + v.nbytes for k, v in zip(keys, values))
+
+    big, target = torch.ones(64 * 2**20), torch.zeros(64 * 2**20)  # both touched: no page faults in the timing
+    copies = []
+    for _ in range(6):
+        start = time.perf_counter()
+        target.copy_(big)
+        copies.append(time.perf_counter() - start)
+    copy_gbs = 2 * big.nbytes / statistics.median(copies) / 1e9  # read + write
+
+    print(f"batch {b}, {args.layers} layers, {args.heads}/{args.kv_heads} heads of {d}, {t} encoder tokens, "
+          f"{torch.get_num_threads()} threads")
+    print(f"fusion branch, one decoding step: {1000 * seconds:.2f} ms for {kv_bytes / 2**20:.1f} MB of keys and "
+          f"values = {kv_bytes / seconds / 1e9:.1f} GB/s")
+    print(f"copy bandwidth (256 MB copied, read + write): {copy_gbs:.1f} GB/s; the step's floor at that rate: "
+          f"{1000 * kv_bytes / (copy_gbs * 1e9):.2f} ms")
+
+
+if __name__ == "__main__":
+    main()
