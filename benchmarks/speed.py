@@ -5,13 +5,15 @@ Timing: the three systems are built in one process and timed round-robin (repeat
 ratios of numbers measured in this one invocation. Decoding is reported two ways: end to end (the whole generate
 call: encoder, aligner and prefill included; LayAlign and MindMerger read the encoder's tokens in front of the same
 prompt, so their prefill is longer) and per decoding step (timed inside generate, from the first new token to the
-last), which is where the fusion branch runs. Peak memory: each system runs once more
-in a child process of its own. The CPU allocator is set up as the `layalign` command sets it up
-(layalign.allocator.keep_freed_memory: freed memory is reused rather than page-faulted in afresh at every step), for
-every system alike; `--malloc default` keeps glibc's defaults instead.
+last), which is where the fusion branch runs. Each system then runs once more alone, in a process of its own: its
+peak memory and, for training, its step time alone (the allocator's heap is then the system's own, as in a `layalign
+train` process; in the shared process it also holds the other two models' memory). The CPU allocator is set up as
+the `layalign` command sets it up (layalign.allocator.keep_freed_memory: freed memory is reused rather than page-
+faulted in afresh at every step), for every system alike; `--malloc default` keeps glibc's defaults instead.
 
     python benchmarks/speed.py --pair default                       # real default pair, CPU (float32)
     python benchmarks/speed.py --pair default --modes decode --cache static   # preallocated key/value cache
+    python benchmarks/speed.py --pair default --modes train                   # training only
     python benchmarks/speed.py --pair default --modes train --malloc default  # glibc's allocator defaults
     python benchmarks/speed.py --pair llama-1.5b --device cuda --dtype bfloat16   # random weights, GPU shapes
     python benchmarks/speed.py --pair llama-7b --device cuda --dtype bfloat16
@@ -236,7 +238,8 @@ def set_up_allocator(mode: str) -> str:
 
 
 def child(args) -> None:
-    """One system, one run, in a process of its own: its peak memory."""
+    """One system in a process of its own: its peak memory, and for training its step time, alone. Decoding: one
+    run. Training: three warm-up steps (the heap settles), then `repeats` timed steps."""
     if args.device == "cpu":
         set_up_allocator(args.malloc)
     torch.manual_seed(0)
@@ -244,20 +247,29 @@ def child(args) -> None:
         run = decode_run(args.system, args.pair, args.batch, args.new_tokens, args.dtype, args.device, args.cache)
     else:
         run = train_run(args.system, args.pair, args.batch, args.dtype, args.device)
+        for _ in range(3):
+            run()
     reset_peak_memory(args.device)
-    run()
-    print("RESULT " + json.dumps({"peak_mb": peak_memory_mb(args.device)}))
+    seconds = []
+    for _ in range(1 if args.mode == "decode" else args.repeats):
+        start = time.perf_counter()
+        run()
+        if args.device.startswith("cuda"):
+            torch.cuda.synchronize()
+        seconds.append(time.perf_counter() - start)
+    print("RESULT " + json.dumps({"peak_mb": peak_memory_mb(args.device), "seconds": statistics.median(seconds)}))
 
 
-def peak_memory(args, mode: str, system: str, batch: int) -> float:
+def alone(args, mode: str, system: str, batch: int) -> dict[str, float]:
+    """Run `child` in a fresh process: {"peak_mb": ..., "seconds": ...}."""
     cmd = [sys.executable, __file__, "--child", "--mode", mode, "--system", system, "--batch", str(batch),
            "--pair", args.pair, "--dtype", args.dtype, "--device", args.device, "--new-tokens", str(args.new_tokens),
-           "--cache", args.cache, "--malloc", args.malloc]
+           "--cache", args.cache, "--malloc", args.malloc, "--repeats", str(args.repeats)]
     out = subprocess.run(cmd, capture_output=True, text=True)
     lines = [line for line in out.stdout.splitlines() if line.startswith("RESULT ")]
     if out.returncode or not lines:
-        raise SystemExit(f"memory run {mode}/{system}/batch {batch} failed:\n{out.stderr[-3000:]}")
-    return json.loads(lines[-1][len("RESULT "):])["peak_mb"]
+        raise SystemExit(f"run of {mode}/{system}/batch {batch} alone failed:\n{out.stderr[-3000:]}")
+    return json.loads(lines[-1][len("RESULT "):])
 
 
 def ratio_row(label: str, batch: int, v: dict[str, float], digits: int) -> str:
@@ -284,9 +296,12 @@ def table(args) -> str:
                 t, _ = round_robin({s: train_run(s, args.pair, batch, args.dtype, args.device) for s in SYSTEMS},
                                    args.repeats, args.device)
                 rows.append(ratio_row("training step (forward + backward), s", batch, t, 3))
-            memory = {s: peak_memory(args, mode, s, batch) for s in SYSTEMS}
-            rows.append(ratio_row(f"{mode}: peak memory, MB", batch, memory, 0))
-            print("\n".join(rows[-3 if mode == "decode" else -2:]), flush=True)
+            results = {s: alone(args, mode, s, batch) for s in SYSTEMS}
+            if mode == "train":
+                rows.append(ratio_row("training step, each system alone in a process of its own, s", batch,
+                                      {s: r["seconds"] for s, r in results.items()}, 3))
+            rows.append(ratio_row(f"{mode}: peak memory, MB", batch, {s: r["peak_mb"] for s, r in results.items()}, 0))
+            print("\n".join(rows[-3:]), flush=True)
     return "\n".join(rows)
 
 
@@ -305,7 +320,8 @@ def main() -> None:
                         help="kept: reuse freed CPU memory as the layalign command does; default: glibc's defaults")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--out", default=None,
-                        help="markdown file (default docs/results/speed-PAIR-DEVICE[-static][-glibc-defaults].md)")
+                        help="markdown file (default: docs/results/speed-PAIR-DEVICE[-static][-train]"
+                             "[-glibc-defaults].md)")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--mode", default="decode", help=argparse.SUPPRESS)
     parser.add_argument("--system", default="layalign", help=argparse.SUPPRESS)
@@ -329,11 +345,13 @@ def main() -> None:
               f"last; end to end: the whole generate call (encoder and prefill included); medians of "
               f"{args.repeats} after one warm-up; training: forward + backward (+ AdamW step on the adapters), "
               f"same batch\n"
-              f"- peak memory: each system once more in a process of its own, {memory} during the run (weights "
-              f"resident + activations; the loading peak is reset first)"
+              f"- each system alone: once more in a process of its own, one after the other: peak memory "
+              f"({memory}; weights resident + activations; the loading peak is reset first) of one decoding run, or "
+              f"of {args.repeats} training steps after 3 warm-up steps, whose median time is the 'alone' row"
               f"\n\n{body}\n")
     print("\n" + report)
-    variant = ("-static" if args.cache == "static" else "") + ("-glibc-defaults" if args.malloc == "default" else "")
+    variant = (("-static" if args.cache == "static" else "") + ("-train" if args.modes == ["train"] else "")
+               + ("-glibc-defaults" if args.malloc == "default" else ""))
     out = Path(args.out or f"docs/results/speed-{args.pair}-{args.device.split(':')[0]}{variant}.md")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(report, encoding="utf-8")
