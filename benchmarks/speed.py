@@ -8,8 +8,8 @@ prompt, so their prefill is longer) and per decoding step (timed inside generate
 last), which is where the fusion branch runs. Each system then runs once more alone, in a process of its own: its
 peak memory and, for training, its step time alone (the allocator's heap is then the system's own, as in a `layalign
 train` process; in the shared process it also holds the other two models' memory). The CPU allocator is set up as
-the `layalign` command sets it up (layalign.allocator.keep_freed_memory: freed memory is reused rather than page-
-faulted in afresh at every step), for every system alike; `--malloc default` keeps glibc's defaults instead.
+the `layalign` command sets it up (layalign.allocator.keep_freed_memory: freed memory is reused rather than
+page-faulted in afresh at every step), for every system alike; `--malloc default` keeps glibc's defaults instead.
 
     python benchmarks/speed.py --pair default                       # real default pair, CPU (float32)
     python benchmarks/speed.py --pair default --modes decode --cache static   # preallocated key/value cache

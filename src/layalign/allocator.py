@@ -5,8 +5,9 @@ above its mmap threshold (which moves with the program's history, up to 32 MB) i
 free, and free memory at the top of the heap beyond its trim threshold is returned too. A training step allocates and
 frees the same large activations every step, so under those defaults some of them come back as fresh pages every
 step, and every 4 KB page is zeroed by the kernel on first touch (a minor page fault). How many depends on the order
-of allocations: measured on the default pair at batch 8, about 240 000 faults per LayAlign step and 25 000 per
-MindMerger step, which made LayAlign's step 1.27x MindMerger's where the extra work accounts for about 1.13x.
+of allocations and on what else the process holds; on the default pair, LayAlign's training step costs about 1.2x
+MindMerger's with glibc's defaults and 1.1x with this setting (docs/results/speed.md, `benchmarks/speed.py --modes
+train [--malloc default]`).
 
 `keep_freed_memory` fixes both thresholds: allocations up to 32 MB (glibc's ceiling for the mmap threshold) come
 from the heap, and the heap is never trimmed, so that a step reuses the previous step's pages; what PyTorch's CUDA
