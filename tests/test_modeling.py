@@ -279,7 +279,9 @@ def test_trainable_parameter_count_of_the_paper_setup_on_meta_device():
     assert model.num_trainable_parameters() == mapping + aligner + 32 + 4096  # + the boundary vector
 
 
-def test_fusion_branch_is_the_formula_head_by_head():
+@pytest.mark.parametrize("q_len", [3, 1])  # 1: a decoding step, which takes the matmul path
+@pytest.mark.parametrize("with_mask", [True, False])
+def test_fusion_branch_is_the_formula_head_by_head(q_len, with_mask):
     """g * softmax(Q_h K_j^T * scaling) V_j for every query head h, j = the key/value head h reads under grouped-query
     attention (h // G, transformers' repeat_kv order), padded encoder positions masked out."""
     from types import SimpleNamespace
@@ -287,13 +289,14 @@ def test_fusion_branch_is_the_formula_head_by_head():
     from layalign.fusion import FusionState, fusion_branch
 
     torch.manual_seed(0)
-    batch, heads, kv_heads, q_len, length, dim = 2, 6, 2, 3, 5, 8
-    query = torch.randn(batch, heads, q_len, dim)
+    batch, heads, kv_heads, length, dim = 2, 6, 2, 5, 8
+    # laid out as transformers makes queries: (B, q_len, H, d_h) transposed
+    query = torch.randn(batch, q_len, heads, dim).transpose(1, 2)
     keys, values = torch.randn(batch, kv_heads, length, dim), torch.randn(batch, kv_heads, length, dim)
-    mask = torch.tensor([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0]], dtype=torch.bool)
+    mask = torch.tensor([[1, 1, 1, 1, 1], [1, 1, 1, int(not with_mask), int(not with_mask)]], dtype=torch.bool)
     gate = 0.7
     additive = torch.zeros(batch, 1, 1, length).masked_fill(~mask[:, None, None, :], float("-inf"))
-    state = FusionState([keys], [gate * values], additive, {0: 0})  # the state holds gated values
+    state = FusionState([keys], [gate * values], additive if with_mask else None, {0: 0})  # holds gated values
     got = fusion_branch(SimpleNamespace(scaling=dim ** -0.5), query, state, 0)  # (B, q_len, H, d_h)
     for b in range(batch):
         for h in range(heads):
