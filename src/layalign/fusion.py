@@ -51,13 +51,6 @@ class FusionState:
     mask: torch.Tensor | None
     slots: dict[int, int]  # LLM layer index -> position in keys/values
     _expanded: dict[int, FusionState] = field(default_factory=dict, repr=False)
-    _keys_t: dict[int, torch.Tensor] = field(default_factory=dict, repr=False)
-
-    def transposed_keys(self, slot: int) -> torch.Tensor:
-        """K^T of one layer, (B, H_kv, d_h, T) contiguous, made on the first decoding step and kept for the rest."""
-        if slot not in self._keys_t:
-            self._keys_t[slot] = self.keys[slot].transpose(-1, -2).contiguous()
-        return self._keys_t[slot]
 
     def for_batch(self, batch_size: int) -> FusionState:
         """Beam search and num_return_sequences repeat every example; repeat its encoder side to match, once."""
@@ -148,24 +141,10 @@ def fusion_branch(module: nn.Module, query: torch.Tensor, state: FusionState, sl
     """softmax(Q K^T * scaling) (g V) over the encoder tokens, in float32; returns (B, q_len, H, d_h).
 
     Grouped-query attention without repeating keys and values (`enable_gqa`): query head h reads key/value head
-    h // G, the order of transformers' repeat_kv, and each key/value head is read once, not G times.
-
-    A decoding step (one query per example) is a memory read of the layer's keys and values; there two batched
-    matmuls over keys stored transposed (the G query heads of a key/value head as the rows of one product) read
-    them faster than SDPA's kernel: 3.5 against 4.4 ms per step for the default pair's 30 layers at batch 8
-    (benchmarks/decode_floor.py)."""
-    batch, heads, q_len, head_dim = query.shape
-    if q_len != 1:
-        attended = F.scaled_dot_product_attention(query.float(), state.keys[slot], state.values[slot],
-                                                  attn_mask=state.mask, scale=module.scaling, enable_gqa=True)
-        return attended.transpose(1, 2)
-    values = state.values[slot]
-    grouped = query.float().reshape(batch, values.shape[1], -1, head_dim)  # (B, H_kv, G, d_h)
-    scores = torch.matmul(grouped, state.transposed_keys(slot)).mul_(module.scaling)
-    if state.mask is not None:
-        scores.add_(state.mask)  # (B, 1, 1, T) broadcasts over the key/value heads and the group
-    attended = torch.matmul(torch.softmax(scores, dim=-1), values)  # (B, H_kv, G, d_h)
-    return attended.reshape(batch, 1, heads, head_dim)
+    h // G, the order of transformers' repeat_kv, and each key/value head is read once, not G times."""
+    attended = F.scaled_dot_product_attention(query.float(), state.keys[slot], state.values[slot],
+                                              attn_mask=state.mask, scale=module.scaling, enable_gqa=True)
+    return attended.transpose(1, 2)
 
 
 def _base_attention(name: str, module: nn.Module):
