@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import resource
 import sys
 from pathlib import Path
 
@@ -39,9 +38,7 @@ def main() -> None:
         for run in runs.values():
             run()
     for system, run in runs.items():  # before any profiling: the profiler's own records take heap memory
-        faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-        run()
-        print(f"{system}: {resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults} minor page faults per step")
+        print(f"{system}: {speed.minor_faults(run)} minor page faults per step")
     profiles = {}
     for system, run in runs.items():
         with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:

@@ -10,7 +10,6 @@ seen there can be traced to operators here.
 from __future__ import annotations
 
 import argparse
-import resource
 import sys
 import time
 from pathlib import Path
@@ -45,10 +44,8 @@ def main() -> None:
                                args.cache)
     for _ in range(3):  # warm-up: the allocator's heap reaches its steady state within a few steps
         run()
-    faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     start = time.perf_counter()
-    run()
-    faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults
+    faults = speed.minor_faults(run)
     print(f"{args.system} {args.mode}, batch {args.batch}: {time.perf_counter() - start:.3f} s unprofiled, "
           f"{faults} minor page faults (memory the kernel had to hand out afresh)\n")
     with profile(activities=[ProfilerActivity.CPU], record_shapes=args.shapes) as prof:

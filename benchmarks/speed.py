@@ -27,6 +27,7 @@ import gc
 import json
 import platform
 import re
+import resource
 import statistics
 import subprocess
 import sys
@@ -237,27 +238,31 @@ def set_up_allocator(mode: str) -> str:
     return "the C library's defaults"
 
 
+def minor_faults(run) -> int:
+    """The minor page faults of one call of `run`: memory the kernel had to hand out afresh."""
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    run()
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+
+
 def child(args) -> None:
     """One system in a process of its own: its peak memory, and for training its step time, alone. Decoding: one
-    run. Training: three warm-up steps (the heap settles), then `repeats` timed steps."""
+    run. Training: three warm-up steps (the heap settles; the last is round_robin's), then `repeats` timed steps."""
     if args.device == "cpu":
         set_up_allocator(args.malloc)
     torch.manual_seed(0)
+    seconds = None
     if args.mode == "decode":
         run = decode_run(args.system, args.pair, args.batch, args.new_tokens, args.dtype, args.device, args.cache)
+        reset_peak_memory(args.device)
+        run()
     else:
         run = train_run(args.system, args.pair, args.batch, args.dtype, args.device)
-        for _ in range(3):
+        for _ in range(2):
             run()
-    reset_peak_memory(args.device)
-    seconds = []
-    for _ in range(1 if args.mode == "decode" else args.repeats):
-        start = time.perf_counter()
-        run()
-        if args.device.startswith("cuda"):
-            torch.cuda.synchronize()
-        seconds.append(time.perf_counter() - start)
-    print("RESULT " + json.dumps({"peak_mb": peak_memory_mb(args.device), "seconds": statistics.median(seconds)}))
+        reset_peak_memory(args.device)
+        seconds = round_robin({args.system: run}, args.repeats, args.device)[0][args.system]
+    print("RESULT " + json.dumps({"peak_mb": peak_memory_mb(args.device), "seconds": seconds}))
 
 
 def alone(args, mode: str, system: str, batch: int) -> dict[str, float]:
