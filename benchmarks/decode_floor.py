@@ -24,7 +24,7 @@ from types import SimpleNamespace
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-from layalign.fusion import FusionState, fusion_branch  # noqa: E402
+from layalign.model.fusion import FusionState, fusion_branch  # noqa: E402
 
 
 def main() -> None:

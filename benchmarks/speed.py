@@ -66,7 +66,7 @@ def questions(n: int) -> list[str]:
 def build(system: str, pair: str, dtype: str, device: str):
     """(model, its LLM, processor) for MindMerger or LayAlign."""
     from layalign import LayAlignConfig, LayAlignModel
-    from layalign.processing import LayAlignProcessor
+    from layalign.model.processing import LayAlignProcessor
 
     variant = system
     if pair == "default":
@@ -92,8 +92,8 @@ def build(system: str, pair: str, dtype: str, device: str):
 def build_llm(pair: str, dtype: str, device: str):
     """The bare LLM and its tokenizer alone (no encoder in memory)."""
     if pair == "default":
-        from layalign.catalogue import default_pair
-        from layalign.models import load_llm
+        from layalign.backbones.catalogue import default_pair
+        from layalign.backbones.loading import load_llm
 
         llm, tokenizer = load_llm(default_pair()[1], dtype)
     else:

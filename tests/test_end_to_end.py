@@ -7,7 +7,7 @@ import pytest
 
 from layalign.data.readers import read_benchmark
 from layalign.evaluate import evaluate
-from layalign.pipeline import LayAlignSystem, LLMOnlySystem
+from layalign.systems import LayAlignSystem, LLMOnlySystem
 from layalign.testing import byte_tokenizer, randomize_adapters, tiny_model
 
 SHARED = Path(__file__).parents[1] / ".." / "shared" / "data"

@@ -17,7 +17,7 @@ needs_data = pytest.mark.skipif(not (DATA / "mgsm").is_dir(), reason=f"shared da
 
 
 class FakeSystem:
-    """The shape `layalign.pipeline.load_system` returns. Answers right when `right(source)` says so, in the
+    """The shape `layalign.systems.load_system` returns. Answers right when `right(source)` says so, in the
     style of a real model; counts what it was asked."""
 
     def __init__(self, name, answer, fail_after_calls=None):
@@ -213,12 +213,12 @@ def test_cli_evaluate_default_out_dir(tmp_path, monkeypatch, capsys):
     examples = mgsm_examples(langs=("en",), n=3)
     system = FakeSystem("llm:Some/Model", math_answerer(examples, lambda ex: True))
     # stand-ins for the reader and the loader, whatever their state in this checkout
-    pipeline = types.ModuleType("layalign.pipeline")
+    pipeline = types.ModuleType("layalign.systems")
     pipeline.load_system = lambda model, device=None: system
     readers = types.ModuleType("layalign.data.readers")
     readers.read_benchmark = lambda benchmark, path=None, langs=None, limit=None: examples
     readers.LOW_RESOURCE = {"mgsm": {"bn", "th", "sw", "te"}}
-    monkeypatch.setitem(sys.modules, "layalign.pipeline", pipeline)
+    monkeypatch.setitem(sys.modules, "layalign.systems", pipeline)
     monkeypatch.setitem(sys.modules, "layalign.data.readers", readers)
     monkeypatch.chdir(tmp_path)
 

@@ -7,7 +7,7 @@ import torch
 from safetensors.torch import save_file
 
 from layalign.cli import main
-from layalign.inspect import load_fusion_weights
+from layalign.inspection import load_fusion_weights
 
 LLM_LAYERS = [0, 1, 2, 3]
 ENCODER_LAYERS = [0, 2, 4, 6, 8]

@@ -286,7 +286,7 @@ def test_fusion_branch_is_the_formula_head_by_head(q_len, with_mask):
     attention (h // G, transformers' repeat_kv order), padded encoder positions masked out."""
     from types import SimpleNamespace
 
-    from layalign.fusion import FusionState, fusion_branch
+    from layalign.model.fusion import FusionState, fusion_branch
 
     torch.manual_seed(0)
     batch, heads, kv_heads, length, dim = 2, 6, 2, 5, 8
@@ -311,7 +311,7 @@ def test_fusion_branch_is_the_formula_head_by_head(q_len, with_mask):
 def test_folded_and_unfolded_key_value_projections_agree_with_the_formula(family):
     """K_f = k_proj_f(proj(m_2f)), V_f = v_proj_f(proj(m_2f+1)) (+ the family's key/value norms), whether the aligner
     projection is folded into k_proj / v_proj or applied first; gradients reach the aligner the same way."""
-    from layalign import fusion
+    from layalign.model import fusion
 
     torch.manual_seed(0)
     model = tiny_model(llm_family=family)
@@ -347,7 +347,7 @@ def test_folded_and_unfolded_key_value_projections_agree_with_the_formula(family
 def test_fusion_state_in_chunks_of_layers_equals_all_layers_at_once(monkeypatch):
     """fusion_state mixes and projects a few fused layers at a time (fusion.layers_per_chunk); one layer per chunk
     gives the same keys, values and adapter gradients as every layer in one chunk."""
-    from layalign import fusion
+    from layalign.model import fusion
 
     torch.manual_seed(0)
     model = tiny_model()
@@ -376,7 +376,7 @@ def test_choice_scores_are_the_stepwise_log_likelihood_and_batching_does_not_cha
     """LayAlignSystem.score_choices and LLMOnlySystem.score_choices: the sum of log P(token | everything before) over
     each choice, equal to next-token probabilities taken one step at a time without any cache; scored together,
     prompts of different lengths give what each gives alone."""
-    from layalign.pipeline import LayAlignSystem, LLMOnlySystem
+    from layalign.systems import LayAlignSystem, LLMOnlySystem
 
     torch.manual_seed(0)
     model = tiny_model(llm_family="qwen2")

@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from layalign.pipeline import LayAlignSystem, LLMOnlySystem
-from layalign.processing import LayAlignProcessor
+from layalign.model.processing import LayAlignProcessor
+from layalign.systems import LayAlignSystem, LLMOnlySystem
 from layalign.testing import byte_tokenizer, randomize_adapters, tiny_model
 
 

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 import torch
 
-from layalign import catalogue
+from layalign.backbones import catalogue
 
 pytestmark = pytest.mark.real
 
@@ -161,7 +161,7 @@ def test_the_catalogue_names_load_as_a_layalign_pair(pair):
 
 def test_with_gates_at_zero_layalign_generates_what_smollm2_generates(layalign_model, llm):
     from layalign.data.prompts import math_prompt
-    from layalign.processing import LayAlignProcessor
+    from layalign.model.processing import LayAlignProcessor
 
     model, (bare, _) = layalign_model, llm
     questions = [PARALLEL["sw"][5], PARALLEL["zh"][5], PARALLEL["en"][5]]
@@ -182,7 +182,7 @@ def test_with_gates_at_zero_layalign_generates_what_smollm2_generates(layalign_m
 
 
 def test_a_few_optimiser_steps_lower_the_loss_on_real_examples(layalign_model):
-    from layalign.processing import LayAlignProcessor
+    from layalign.model.processing import LayAlignProcessor
 
     model = layalign_model
     torch.manual_seed(0)

@@ -16,7 +16,7 @@ import yaml
 from safetensors.torch import load_file
 
 from layalign.cli import main as cli
-from layalign.modeling import LayAlignModel
+from layalign.model.modeling import LayAlignModel
 from layalign.testing import byte_tokenizer, tiny_encoder, tiny_llm, tiny_model
 from layalign.train import (
     NonFiniteLoss,
@@ -162,7 +162,7 @@ def test_gradient_checkpointing_gives_the_same_gradients():
     for p in model.parameters():
         if p.requires_grad:
             p.data.normal_(0, 0.3)
-    from layalign.processing import LayAlignProcessor
+    from layalign.model.processing import LayAlignProcessor
 
     batch = LayAlignProcessor.from_model(model)(["Habari ya asubuhi", "Bonjour"], ["Q: ?", None],
                                                 ["Good morning", "Hello"])

@@ -9,13 +9,13 @@ __all__ = ["LayAlignConfig", "LayAlignModel", "LayAlignOutput", "LayAlignProcess
 __version__ = "0.1.0"
 
 # Lazy: `layalign models list` should not pay for importing torch and transformers.
-_HOMES = {"LayAlignConfig": "layalign.config", "LayAlignModel": "layalign.modeling",
-          "LayAlignOutput": "layalign.modeling", "LayAlignProcessor": "layalign.processing"}
+_HOMES = {"LayAlignConfig": "layalign.model.config", "LayAlignModel": "layalign.model.modeling",
+          "LayAlignOutput": "layalign.model.modeling", "LayAlignProcessor": "layalign.model.processing"}
 
 if TYPE_CHECKING:
-    from layalign.config import LayAlignConfig
-    from layalign.modeling import LayAlignModel, LayAlignOutput
-    from layalign.processing import LayAlignProcessor
+    from layalign.model.config import LayAlignConfig
+    from layalign.model.modeling import LayAlignModel, LayAlignOutput
+    from layalign.model.processing import LayAlignProcessor
 
 
 def __getattr__(name: str):

@@ -10,14 +10,14 @@ import sys
 
 # subcommand -> "module:function"; the function takes the parsed argparse.Namespace and returns an exit code
 _HANDLERS = {
-    "models list": "layalign.catalogue:cli_list",
-    "models pull": "layalign.catalogue:cli_pull",
+    "models list": "layalign.backbones.catalogue:cli_list",
+    "models pull": "layalign.backbones.catalogue:cli_pull",
     "generate": "layalign.generate:cli_generate",
     "quickstart": "layalign.quickstart:cli_quickstart",
     "train": "layalign.train:cli_train",
     "evaluate": "layalign.evaluate:cli_evaluate",
     "compare": "layalign.evaluate:cli_compare",
-    "inspect": "layalign.inspect:cli_inspect",
+    "inspect": "layalign.inspection:cli_inspect",
 }
 
 

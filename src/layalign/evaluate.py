@@ -44,7 +44,7 @@ LOW_AVG = "Low-resource avg"
 
 
 class System(Protocol):
-    """What `layalign.pipeline.load_system` returns (only these two members are used here)."""
+    """What `layalign.systems.load_system` returns (only these two members are used here)."""
 
     name: str
 
@@ -408,7 +408,7 @@ def _unique_labels(names: list[str], dir_names: list[str]) -> list[str]:
 def cli_evaluate(args: Any) -> int:
     """`layalign evaluate`: read the benchmark, load the system, evaluate, print the table."""
     from layalign.data.readers import read_benchmark
-    from layalign.pipeline import load_system
+    from layalign.systems import load_system
 
     examples = read_benchmark(args.benchmark, path=args.data, langs=args.langs, limit=args.limit)
     if not any(examples.values()):

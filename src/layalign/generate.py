@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from layalign.data.prompts import format_prompt
-from layalign.pipeline import load_system
+from layalign.systems import load_system
 
 
 def answer(system, question: str, task: str = "math", max_new_tokens: int = 128) -> str:

@@ -18,10 +18,10 @@ import time
 from pathlib import Path
 
 from layalign.answers import extract_answer, is_correct
-from layalign.catalogue import default_pair, resolve_reference
+from layalign.backbones.catalogue import default_pair, resolve_reference
 from layalign.data.readers import read_mgsm
-from layalign.modeling import LayAlignModel
-from layalign.pipeline import LayAlignSystem, LLMOnlySystem
+from layalign.model.modeling import LayAlignModel
+from layalign.systems import LayAlignSystem, LLMOnlySystem
 from layalign.train import TrainConfig, resolve_model_dir, train
 
 QUESTION_LANGS = ("sw", "zh", "de")

@@ -89,8 +89,8 @@ def tiny_encoder(family: str = "bert", hidden: int = 48, layers: int = 2, heads:
 def tiny_model(variant: str = "layalign", encoder_family: str = "bert", llm_family: str = "llama", seed: int = 0,
                **config_fields):
     """A LayAlignModel on tiny random models, with byte tokenizers attached."""
-    from layalign.config import LayAlignConfig
-    from layalign.modeling import LayAlignModel
+    from layalign.model.config import LayAlignConfig
+    from layalign.model.modeling import LayAlignModel
 
     config = LayAlignConfig(encoder=f"tiny-{encoder_family}", llm=f"tiny-{llm_family}", variant=variant,
                             **config_fields)

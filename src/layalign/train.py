@@ -37,11 +37,11 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
-from layalign.config import CONFIG_NAME, LayAlignConfig
 from layalign.data import readers
 from layalign.data.examples import TrainExample
-from layalign.modeling import LayAlignModel
-from layalign.processing import LayAlignProcessor
+from layalign.model.config import CONFIG_NAME, LayAlignConfig
+from layalign.model.modeling import LayAlignModel
+from layalign.model.processing import LayAlignProcessor
 
 logger = logging.getLogger(__name__)
 

@@ -22,10 +22,10 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from layalign import fusion
-from layalign.aligner import InputMapping, LayerwiseAligner
-from layalign.config import LayAlignConfig
-from layalign.models import DTYPES, as_encoder, encoder_shape, freeze, llm_shape, load_encoder, load_llm
+from layalign.backbones.loading import DTYPES, as_encoder, encoder_shape, freeze, llm_shape, load_encoder, load_llm
+from layalign.model import fusion
+from layalign.model.aligner import InputMapping, LayerwiseAligner
+from layalign.model.config import LayAlignConfig
 
 ADAPTER_NAME = "adapter.safetensors"
 IGNORE_INDEX = -100

@@ -55,7 +55,7 @@ def as_encoder(model: nn.Module) -> nn.Module:
 
 def resolve(ref: str) -> str:
     """A hub id or local directory, pulling a catalogue entry or converting a GGUF file first if needed."""
-    from layalign.catalogue import resolve_reference
+    from layalign.backbones.catalogue import resolve_reference
 
     return resolve_reference(ref)
 

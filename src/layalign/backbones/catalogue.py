@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-from layalign import convert
+from layalign.backbones import convert
 
 CACHE_ENV = "LAYALIGN_CACHE"
 DEFAULT_CACHE = "~/.cache/layalign"

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import torch
 
-from layalign import fusion
-from layalign.config import CONFIG_NAME, LayAlignConfig
-from layalign.modeling import LayAlignModel
-from layalign.processing import LayAlignProcessor
+from layalign.model import fusion
+from layalign.model.config import CONFIG_NAME, LayAlignConfig
+from layalign.model.modeling import LayAlignModel
+from layalign.model.processing import LayAlignProcessor
 
 LLM_ONLY_PREFIX = "llm:"
 
@@ -127,7 +127,7 @@ def load_system(model: str, device: str | None = None, dtype: str | None = None)
     pair (gates at zero: it answers as the bare LLM would, given the mapped encoder states)."""
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     if model.startswith(LLM_ONLY_PREFIX):
-        from layalign.models import load_llm
+        from layalign.backbones.loading import load_llm
 
         ref = model[len(LLM_ONLY_PREFIX):]
         llm, tokenizer = load_llm(ref, dtype or "float32")
