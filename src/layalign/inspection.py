@@ -12,8 +12,8 @@ from typing import Any
 
 import numpy as np
 
-CONFIG_NAME = "layalign_config.json"
-ADAPTER_NAME = "adapter.safetensors"
+from layalign.model.config import ADAPTER_NAME, CONFIG_NAME
+
 GATES = "gates"
 LAYER_MIX = "aligner.layer_mix.weight"
 DEFAULT_PNG = "inspect.png"

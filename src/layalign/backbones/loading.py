@@ -7,11 +7,13 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from layalign.model.config import DTYPES as DTYPE_NAMES
+
 # transformers model_type values we know how to read hidden states from / fuse into
 ENCODER_FAMILIES = ("t5", "mt5", "umt5", "bert", "roberta", "xlm-roberta", "gemma3_text", "m2m_100")
 LLM_FAMILIES = ("llama", "mistral", "qwen2", "qwen3", "gemma3_text")
 
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+DTYPES = {name: getattr(torch, name) for name in DTYPE_NAMES}
 
 
 @dataclass(frozen=True)
@@ -96,3 +98,17 @@ def freeze(module: nn.Module) -> nn.Module:
     for parameter in module.parameters():
         parameter.requires_grad_(False)
     return module.eval()
+
+
+def pad_token_id(llm: nn.Module, tokenizer=None) -> int:
+    """The id to pad LLM inputs and finished generations with: the tokenizer's pad token, else the model's, else
+    an end-of-sequence token (padding is always masked, so any real token id works), else 0."""
+    sources = [tokenizer, llm.generation_config, llm.config]
+    for name in ("pad_token_id", "eos_token_id"):
+        for source in sources:
+            value = getattr(source, name, None)
+            if isinstance(value, list):
+                value = value[0] if value else None
+            if value is not None:
+                return int(value)
+    return 0

@@ -7,7 +7,9 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+# the two files of a trained model directory
 CONFIG_NAME = "layalign_config.json"
+ADAPTER_NAME = "adapter.safetensors"
 
 # What each variant means when a switch is left unset (None). LayAlign = MindMerger + layer-wise fusion;
 # LangBridge = one linear map, no LLM prompt, no fusion.
@@ -18,7 +20,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
 }
 MAPPINGS = ("mlp", "linear", "none")
 ALIGNER_STRUCTURES = ("linear", "mlp")
-DTYPES = ("float32", "bfloat16", "float16")
+DTYPES = ("float32", "bfloat16", "float16")  # names; backbones.loading maps them to torch dtypes
 
 
 @dataclass

@@ -1,24 +1,28 @@
-"""Adaptive fusion-enhanced attention (method notes, step 3), attached through transformers' attention registry.
+"""Adaptive fusion-enhanced attention (method notes, step 3): the attention-time branch, and nothing else.
 
 Each fused LLM layer i attends, with its own queries (norm and rotary already applied, exactly as in its
-self-attention), to keys K_i = k_proj_i(K_in_i) and values V_i = v_proj_i(V_in_i) built from the aligner's output;
-the result, scaled by a zero-initialised gate g_i, is added to the self-attention output before o_proj:
+self-attention), to the keys K_i and values V_i that the aligner built from the encoder (aligner.py); the result,
+scaled by a zero-initialised gate g_i, is added to the self-attention output before o_proj:
 
     o_proj_i(self_attn + g_i * softmax(Q K_i^T * scaling) V_i)
 
 so with g_i = 0 the layer computes exactly what the bare LLM computes.
 
 How it plugs in: we register an attention implementation "layalign_<base>" that calls the model's own one
-(<base> = sdpa, eager, flash_attention_2, ...) and then adds the branch. The encoder keys and values travel to every
-layer as the keyword argument `layalign_state`, which transformers passes from the model's forward down to the
-attention function (so gradient checkpointing recomputes with them); `generate` refuses unknown keyword
-arguments, so during generation they are set in a context variable instead (`active`). The frozen LLM's
-modules are not modified, the queries are not recomputed, and the encoder's keys and values are projected once
-per forward or generate call, not once per decoding step.
+(<base> = sdpa, eager, flash_attention_2, ...) and then adds the branch. The frozen LLM's modules are not modified
+and the queries are not recomputed.
+
+Where the state lands: one path. Every LLM call of LayAlignModel (forward, generate, choice scoring) runs inside
+`with fusion.active(state):`, and each fused attention call reads the state from that context variable. A keyword
+argument cannot be the path: transformers' generate refuses keyword arguments the LLM's forward does not declare.
+Gradient checkpointing recomputes a layer in the backward pass, after the block has exited; `recompute_context`
+(given to torch's checkpoint as its context_fn) captures the state at the forward and restores it for the
+recomputation, so the recomputed layer sees the same branch.
 """
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -32,7 +36,6 @@ from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS
 from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 
 PREFIX = "layalign_"
-STATE_KWARG = "layalign_state"
 _ACTIVE: ContextVar[FusionState | None] = ContextVar("layalign_active_state", default=None)
 
 
@@ -40,17 +43,31 @@ _ACTIVE: ContextVar[FusionState | None] = ContextVar("layalign_active_state", de
 class FusionState:
     """The encoder side of the fusion branch for one batch: per fused layer, float32 keys and gated values
     g_i * V_i with the LLM's key/value heads, (B, H_kv, T, d_h); the encoder padding mask, additive float32
-    (B, 1, 1, T) with 0 = attend and -inf = padding, or None.
-
-    The gate multiplies the values, not the branch's output: g * softmax(QK^T) V = softmax(QK^T) (g V), and V has
-    T encoder positions where the output has every LLM position (3x fewer elements to scale in a training step
-    here, and none per decoding step); a zero gate still gives an exactly zero branch."""
+    (B, 1, 1, T) with 0 = attend and -inf = padding, or None. Build it with `FusionState.build`."""
 
     keys: list[torch.Tensor]
-    values: list[torch.Tensor]
+    values: list[torch.Tensor]  # already multiplied by the gates: see `build`
     mask: torch.Tensor | None
     slots: dict[int, int]  # LLM layer index -> position in keys/values
     _expanded: dict[int, FusionState] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def build(cls, keys: list[torch.Tensor], values: list[torch.Tensor], gates: torch.Tensor,
+              encoder_mask: torch.Tensor | None, slots: dict[int, int]) -> FusionState:
+        """The state of one call from each fused layer's K_i, V_i (aligner.keys_values), the gates and the encoder
+        attention mask (1 = token, 0 = padding; None or all ones: nothing to mask).
+
+        The gate multiplies the values, not the branch's output: g * softmax(QK^T) V = softmax(QK^T) (g V), and V
+        has T encoder positions where the output has every LLM position (3x fewer elements to scale in a training
+        step here, and none per decoding step); a zero gate still gives an exactly zero branch."""
+        values = [gate * v for gate, v in zip(gates.unbind(0), values, strict=True)]
+        mask = None  # no mask where nothing is padded: the attention kernels are faster without one
+        if encoder_mask is not None and not bool(encoder_mask.all()):
+            # additive (0 / -inf) rather than boolean: torch's CPU attention kernel runs 1.1-1.3x faster with it
+            # (benchmarks/attention_mask.py); every row keeps at least one encoder token, so no row is all -inf
+            padded = encoder_mask.to(gates.device)[:, None, None, :] == 0
+            mask = torch.zeros(padded.shape, device=padded.device).masked_fill(padded, float("-inf"))
+        return cls(keys, values, mask, slots)
 
     def for_batch(self, batch_size: int) -> FusionState:
         """Beam search and num_return_sequences repeat every example; repeat its encoder side to match, once."""
@@ -72,7 +89,7 @@ class FusionState:
 
 @contextmanager
 def active(state: FusionState | None) -> Iterator[None]:
-    """Make `state` the fusion state of every fused attention call inside the block (used around generate)."""
+    """Make `state` the fusion state of every fused attention call inside the block (None: the bare LLM)."""
     token = _ACTIVE.set(state)
     try:
         yield
@@ -80,65 +97,15 @@ def active(state: FusionState | None) -> Iterator[None]:
         _ACTIVE.reset(token)
 
 
-CHUNK_BYTES = 16 * 2**20
-
-
-def layers_per_chunk(state: torch.Tensor) -> int:
-    """How many fused layers to mix and project at a time, given one encoder state (B, T, d_e): as many as keep a
-    chunk's (2g, B, T, d_e) mix within CHUNK_BYTES. On the CPU, glibc serves allocations above 32 MB by a fresh
-    mmap every time, whose pages fault in on first touch; the whole mix of a training batch (93 MB for the default
-    pair at batch 8, with its ReLU gradient and its stacked gradient as large) paid that at every step, and the
-    page faults slowed the LLM's own element-wise work besides. Chunks stay in the reused heap."""
-    return max(1, CHUNK_BYTES // (2 * state.numel() * state.element_size()))
-
-
-def project_encoder_side(attentions: list[nn.Module], aligner: nn.Module, mixed: torch.Tensor,
-                         num_kv_heads: int, fold: bool | None = None) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-    """K_f = k_proj_f(project(m_2f)), V_f = v_proj_f(project(m_2f+1)) for every fused layer f, with the layer's own
-    frozen projections and, where the family has them, its key/value norms (Qwen3, Gemma 3). No rotary embedding:
-    encoder tokens have no position in the prompt. `mixed` is the aligner's (2F, B, T, d_e) mix. Returned in
-    float32, (B, H_kv, T, d_h) per layer: grouped-query heads are not repeated (see fusion_branch).
-
-    With the "linear" aligner both maps are linear, so they fold into one, (W_k W_p) m + (W_k b_p + b_k), whenever
-    that is fewer FLOPs: for training batches (many encoder tokens, small models) it skips the (2F, B, T, d)
-    intermediate; for one question in front of a wide LLM, the weight product would cost more than it saves.
-    `fold`: None chooses by that FLOP count; True / False force it (tests compare the two)."""
-    batch, length, enc_dim = mixed.shape[1:]
-    llm_dim = attentions[0].k_proj.in_features
-    kv_dim = attentions[0].k_proj.out_features
-    tokens = batch * length
-    if getattr(aligner, "proj2", None) is not None:
-        fold = False
-    elif fold is None:
-        fold = tokens * (enc_dim * llm_dim + llm_dim * kv_dim) > kv_dim * llm_dim * enc_dim + tokens * enc_dim * kv_dim
-    if not fold:  # the shared projection once for all 2F states: one large matmul, not 2F small ones
-        mixed = aligner.project(mixed).to(attentions[0].k_proj.weight.dtype)
-    inputs = mixed.unbind(0)  # unbind, not indexing: 2F indexings would build 2F full-size zero gradients
-
-    def through(linear: nn.Linear, state: torch.Tensor) -> torch.Tensor:
-        if fold:  # in the aligner's dtype (float32): the folded weight is trained through
-            frozen = linear.weight.to(aligner.proj.weight.dtype)
-            weight, bias = frozen @ aligner.proj.weight, frozen @ aligner.proj.bias
-            bias = bias if linear.bias is None else bias + linear.bias.to(bias.dtype)
-            out = F.linear(state, weight, bias)
-        else:
-            out = linear(state)
-        return out.view(batch, length, num_kv_heads, -1).transpose(1, 2)
-
-    keys, values = [], []
-    for f, attention in enumerate(attentions):
-        k, v = through(attention.k_proj, inputs[2 * f]), through(attention.v_proj, inputs[2 * f + 1])
-        if getattr(attention, "k_norm", None) is not None:
-            k = attention.k_norm(k)
-        if getattr(attention, "v_norm", None) is not None:
-            v = attention.v_norm(v)
-        keys.append(k.float())
-        values.append(v.float())
-    return keys, values
+def recompute_context() -> tuple[contextlib.AbstractContextManager, contextlib.AbstractContextManager]:
+    """torch.utils.checkpoint's `context_fn`: nothing around the forward; around the backward's recomputation, the
+    fusion state that was active at the forward."""
+    return contextlib.nullcontext(), active(_ACTIVE.get())
 
 
 def fusion_branch(module: nn.Module, query: torch.Tensor, state: FusionState, slot: int) -> torch.Tensor:
-    """softmax(Q K^T * scaling) (g V) over the encoder tokens, in float32; returns (B, q_len, H, d_h).
+    """g_i * softmax(Q K_i^T * scaling) V_i over the encoder tokens, in float32; returns (B, q_len, H, d_h).
+    The gate is already in the state's values (FusionState.build).
 
     Grouped-query attention without repeating keys and values (`enable_gqa`): query head h reads key/value head
     h // G, the order of transformers' repeat_kv, and each key/value head is read once, not G times."""
@@ -155,8 +122,8 @@ def _base_attention(name: str, module: nn.Module):
 
 def _make_attention(base: str):
     def layalign_attention(module, query, key, value, attention_mask, **kwargs):
-        state: FusionState | None = kwargs.pop(STATE_KWARG, None) or _ACTIVE.get()
         output, weights = _base_attention(base, module)(module, query, key, value, attention_mask, **kwargs)
+        state = _ACTIVE.get()
         slot = None if state is None else state.slots.get(module.layer_idx)
         if slot is not None:
             state = state.for_batch(query.shape[0])
@@ -183,10 +150,3 @@ def attach(llm: nn.Module) -> None:
     """Switch the LLM to the fused attention implementation (idempotent; the weights are untouched)."""
     base = llm.config._attn_implementation or "eager"
     llm.config._attn_implementation = register_fused_attention(base)
-
-
-def detach(llm: nn.Module) -> None:
-    """Give the LLM back its own attention implementation."""
-    name = llm.config._attn_implementation or ""
-    if name.startswith(PREFIX):
-        llm.config._attn_implementation = name[len(PREFIX):]

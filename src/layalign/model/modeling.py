@@ -22,12 +22,20 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from layalign.backbones.loading import DTYPES, as_encoder, encoder_shape, freeze, llm_shape, load_encoder, load_llm
+from layalign.backbones.loading import (
+    DTYPES,
+    as_encoder,
+    encoder_shape,
+    freeze,
+    llm_shape,
+    load_encoder,
+    load_llm,
+    pad_token_id,
+)
 from layalign.model import fusion
 from layalign.model.aligner import InputMapping, LayerwiseAligner
-from layalign.model.config import LayAlignConfig
+from layalign.model.config import ADAPTER_NAME, LayAlignConfig
 
-ADAPTER_NAME = "adapter.safetensors"
 IGNORE_INDEX = -100
 
 
@@ -122,7 +130,24 @@ class LayAlignModel(nn.Module):
             for module in self.llm.modules():
                 if isinstance(module, GradientCheckpointingLayer):
                     module.training = mode
+                    recompute = getattr(getattr(module, "_gradient_checkpointing_func", None), "keywords", {})
+                    if mode and self.config.fusion and recompute.get("context_fn") is not fusion.recompute_context:
+                        # checkpointing enabled on the LLM directly would recompute its layers without the
+                        # fusion branch, silently giving wrong gradients
+                        raise ValueError("enable gradient checkpointing with model.gradient_checkpointing_enable(), "
+                                         "not on the LLM itself: the fusion state must be restored when recomputing")
         return self
+
+    def gradient_checkpointing_enable(self) -> None:
+        """Recompute the frozen LLM's layer activations in the backward pass instead of storing them. Non-reentrant:
+        the gradient flows through the layers into the adapters although no LLM weight requires one; the fusion
+        state of the forward is restored around the recomputation (fusion.recompute_context)."""
+        kwargs = {"use_reentrant": False, "context_fn": fusion.recompute_context}
+        if hasattr(self.llm, "activation_checkpointing_enable"):  # the name in later 5.x releases
+            self.llm.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
+        else:
+            self.llm.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
+        self.train(self.training)
 
     # ---------------------------------------------------------------- the forward path
 
@@ -136,27 +161,13 @@ class LayAlignModel(nn.Module):
         return [out.hidden_states[i] for i in self.config.encoder_layers], out.last_hidden_state
 
     def fusion_state(self, encoder_states: list[torch.Tensor], attention_mask: torch.Tensor) -> fusion.FusionState:
-        """The aligner and every fused layer's key/value projections, computed once for the whole call."""
-        stacked = self.aligner.stack([s.to(self.gates.device) for s in encoder_states])
+        """Every fused layer's keys and values (the aligner) and the gates, computed once for the whole call."""
         layers = self.llm.get_decoder().layers
         attentions = [layers[layer].self_attn for layer in self.config.llm_layers]
-        keys, values = [], []
-        # a few fused layers at a time: every (2g, B, T, d_e) mix stays small (see fusion.layers_per_chunk)
-        group = fusion.layers_per_chunk(stacked[0])
-        for start in range(0, len(attentions), group):
-            part = slice(start, start + group)
-            k, v = fusion.project_encoder_side(attentions[part], self.aligner, self.aligner.mix(stacked, part),
-                                               self.num_kv_heads)
-            keys += k
-            values += v
-        values = [gate * v for gate, v in zip(self.gates.unbind(0), values, strict=True)]  # see FusionState
-        mask = None  # no mask where nothing is padded: the attention kernels are faster without one
-        if self.config.mask_encoder_padding and not bool(attention_mask.all()):
-            # additive (0 / -inf) rather than boolean: torch's CPU attention kernel runs 1.1-1.3x faster with it
-            # (benchmarks/attention_mask.py); every row keeps at least one encoder token, so no row is all -inf
-            padded = attention_mask.to(self.gates.device)[:, None, None, :] == 0
-            mask = torch.zeros(padded.shape, device=padded.device).masked_fill(padded, float("-inf"))
-        return fusion.FusionState(keys, values, mask, self.slots)
+        keys, values = self.aligner.keys_values([s.to(self.gates.device) for s in encoder_states], attentions,
+                                                self.num_kv_heads)
+        mask = attention_mask if self.config.mask_encoder_padding else None
+        return fusion.FusionState.build(keys, values, self.gates, mask, self.slots)
 
     def build_inputs(self, encoder_final: torch.Tensor, encoder_attention_mask: torch.Tensor,
                      prompt_input_ids: torch.Tensor | None = None, prompt_attention_mask: torch.Tensor | None = None,
@@ -207,12 +218,12 @@ class LayAlignModel(nn.Module):
         states, final = self.encode(encoder_input_ids, encoder_attention_mask)
         inputs = self.build_inputs(final, encoder_attention_mask, prompt_input_ids, prompt_attention_mask,
                                    labels, labels_attention_mask)
-        if self.config.fusion:
-            kwargs[fusion.STATE_KWARG] = self.fusion_state(states, encoder_attention_mask)
+        state = self.fusion_state(states, encoder_attention_mask) if self.config.fusion else None
         # the targets are the right end of every row, so the LLM head only runs on the last Y + 1 positions
         keep = 0 if labels is None else labels.shape[1] + 1
-        out = self.llm(inputs_embeds=inputs.embeds, attention_mask=inputs.attention_mask,
-                       position_ids=inputs.position_ids, logits_to_keep=keep, use_cache=False, **kwargs)
+        with fusion.active(state):  # every fused attention layer of this call reads its K/V and gate from `state`
+            out = self.llm(inputs_embeds=inputs.embeds, attention_mask=inputs.attention_mask,
+                           position_ids=inputs.position_ids, logits_to_keep=keep, use_cache=False, **kwargs)
         if labels is None:
             return LayAlignOutput(None, out.logits)
         targets = inputs.labels[:, -labels.shape[1]:]
@@ -242,8 +253,8 @@ class LayAlignModel(nn.Module):
         inputs, state = self.prompt_inputs(encoder_input_ids, encoder_attention_mask, prompt_input_ids,
                                            prompt_attention_mask)
         if generation_kwargs.get("pad_token_id") is None:
-            generation_kwargs["pad_token_id"] = _pad_id(self.llm)
-        with fusion.active(state):
+            generation_kwargs["pad_token_id"] = pad_token_id(self.llm, self.llm_tokenizer)
+        with fusion.active(state):  # every fused attention layer of every decoding step reads `state`
             return self.llm.generate(inputs_embeds=inputs.embeds, attention_mask=inputs.attention_mask,
                                      **generation_kwargs)
 
@@ -360,17 +371,6 @@ def _resolve_layers(chosen, default, limit: int, name: str, what: str) -> list[i
 
 def _mask_or_ones(ids: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
     return torch.ones_like(ids, dtype=torch.long) if mask is None else mask.to(torch.long)
-
-
-def _pad_id(llm: nn.Module) -> int:
-    for source in (llm.generation_config, llm.config):
-        for name in ("pad_token_id", "eos_token_id"):
-            value = getattr(source, name, None)
-            if isinstance(value, list):
-                value = value[0] if value else None
-            if value is not None:
-                return int(value)
-    return 0
 
 
 __all__ = ["LayAlignModel", "LayAlignOutput", "DTYPES"]
