@@ -215,11 +215,10 @@ def test_cli_evaluate_default_out_dir(tmp_path, monkeypatch, capsys):
     # stand-ins for the reader and the loader, whatever their state in this checkout
     pipeline = types.ModuleType("layalign.systems")
     pipeline.load_system = lambda model, device=None: system
-    readers = types.ModuleType("layalign.data.readers")
-    readers.read_benchmark = lambda benchmark, path=None, langs=None, limit=None: examples
-    readers.LOW_RESOURCE = {"mgsm": {"bn", "th", "sw", "te"}}
+    monkeypatch.setattr("layalign.data.read_benchmark",
+                        lambda benchmark, path=None, langs=None, limit=None: examples)
+    monkeypatch.setattr("layalign.data.LOW_RESOURCE", {"mgsm": {"bn", "th", "sw", "te"}})
     monkeypatch.setitem(sys.modules, "layalign.systems", pipeline)
-    monkeypatch.setitem(sys.modules, "layalign.data.readers", readers)
     monkeypatch.chdir(tmp_path)
 
     assert main(["evaluate", "--model", "llm:Some/Model", "--benchmark", "mgsm", "--limit", "3"]) == 0
@@ -230,7 +229,7 @@ def test_cli_evaluate_default_out_dir(tmp_path, monkeypatch, capsys):
 
 @needs_data
 def test_with_the_real_reader(tmp_path):
-    readers = pytest.importorskip("layalign.data.readers")
+    readers = pytest.importorskip("layalign.data")
     examples = readers.read_benchmark("mgsm", path=DATA / "mgsm", langs=["sw", "en"], limit=2)
     gold = {ex.source: ex.gold for exs in examples.values() for ex in exs}
     system = FakeSystem("echo", lambda s: f"Step 1: 2 + 2 = 4.\nThe answer is: {gold[s]}")

@@ -204,7 +204,7 @@ def _check_run_record(out: Path, record: dict) -> None:
 
 def _default_low_resource(benchmark: str) -> set[str]:
     try:
-        from layalign.data.readers import LOW_RESOURCE
+        from layalign.data import LOW_RESOURCE
     except ImportError:  # readers not installed yet: no separate low-resource average
         return set()
     return set(LOW_RESOURCE.get(benchmark, ()))
@@ -407,7 +407,7 @@ def _unique_labels(names: list[str], dir_names: list[str]) -> list[str]:
 
 def cli_evaluate(args: Any) -> int:
     """`layalign evaluate`: read the benchmark, load the system, evaluate, print the table."""
-    from layalign.data.readers import read_benchmark
+    from layalign.data import read_benchmark
     from layalign.systems import load_system
 
     examples = read_benchmark(args.benchmark, path=args.data, langs=args.langs, limit=args.limit)

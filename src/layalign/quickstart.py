@@ -19,7 +19,7 @@ from pathlib import Path
 
 from layalign.answers import extract_answer, is_correct
 from layalign.backbones.catalogue import default_pair, resolve_reference
-from layalign.data.readers import read_mgsm
+from layalign.data import read_mgsm
 from layalign.model.modeling import LayAlignModel
 from layalign.systems import LayAlignSystem, LLMOnlySystem
 from layalign.train import TrainConfig, resolve_model_dir, train

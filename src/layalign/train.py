@@ -37,7 +37,7 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
-from layalign.data import readers
+from layalign import data as readers
 from layalign.data.examples import TrainExample
 from layalign.model.config import CONFIG_NAME, LayAlignConfig
 from layalign.model.modeling import LayAlignModel

@@ -1,50 +1,87 @@
-"""Data: record types, prompt templates, readers for training sets and benchmarks, and batching."""
+"""Data: record types, prompt templates, readers for training sets and benchmarks.
 
+Modules, one per concept:
+
+- `examples`: TrainExample and EvalExample, the record types every reader returns.
+- `prompts`: the prompt templates (math, X-CSQA, XNLI, translation) and XNLI label words.
+- `languages`: ISO 639-1 codes (`normalize_lang`), each benchmark's languages and low-resource set.
+- `io`: DataFormatError (file:line), checked line / JSONL / JSON-array / TSV reading, text cleaning, `split_dev`.
+- `numbers`: gold numbers (`canonical_number`) and numbers in model output (`last_number`, `format_number`).
+- `layout`: the shared copies' default paths and finding one file per language.
+- `parallel`: translation pairs for training and the translation test set.
+- `maths`: GSM8K, QAlign math, MetaMathQA (training); MGSM, MSVAMP (benchmarks).
+- `xnli`, `xcsqa`: their training and evaluation readers.
+- `benchmarks`: `read_benchmark`, one entry point for every benchmark.
+
+Roles (see examples.py): `source` is what the multilingual encoder reads, `prompt` the LLM prompt (None in the
+translation stage and for LangBridge), `target`/`gold` the English answer.
+
+- Translation stage: source = X sentence, target = English sentence, prompt = None.
+- Math task stage: source = X question, prompt = math template around it, target = English chain of thought.
+- X-CSQA / XNLI: source = prompt = the whole formatted prompt in language X; target = choice letter / label word.
+"""
+
+from layalign.data.benchmarks import read_benchmark
 from layalign.data.examples import EvalExample, TrainExample
-from layalign.data.prompts import TEMPLATES, XNLI_LABELS, format_prompt, register_template, xnli_label_word
-from layalign.data.readers import (
-    DEFAULT_PATHS,
-    LANGS,
-    LOW_RESOURCE,
-    DataFormatError,
-    normalize_lang,
-    read_authors_bilingual,
-    read_benchmark,
+from layalign.data.io import DataFormatError, split_dev
+from layalign.data.languages import LANGS, LOW_RESOURCE, normalize_lang
+from layalign.data.layout import DEFAULT_PATHS, default_path
+from layalign.data.maths import (
     read_gsm8k_english,
     read_metamath_json,
+    read_mgsm,
+    read_msvamp,
+    read_qalign_math,
+    render_gsm8k_answer,
+)
+from layalign.data.numbers import canonical_number
+from layalign.data.parallel import (
+    SHARED_PARALLEL_SPLITS,
+    read_authors_bilingual,
     read_parallel_files,
     read_parallel_jsonl,
     read_parallel_tsv,
-    read_qalign_math,
     read_shared_parallel,
-    read_xcsqa_jsonl,
-    read_xnli_train_jsonl,
-    split_dev,
+    read_translation_eval,
+    shared_parallel_files,
 )
+from layalign.data.prompts import TEMPLATES, XNLI_LABELS, format_prompt, register_template, xnli_label_word
+from layalign.data.xcsqa import read_xcsqa_eval, read_xcsqa_jsonl
+from layalign.data.xnli import read_xnli_eval, read_xnli_train_jsonl
 
 __all__ = [
     "DEFAULT_PATHS",
     "LANGS",
     "LOW_RESOURCE",
+    "SHARED_PARALLEL_SPLITS",
     "TEMPLATES",
     "XNLI_LABELS",
     "DataFormatError",
     "EvalExample",
     "TrainExample",
+    "canonical_number",
+    "default_path",
     "format_prompt",
     "normalize_lang",
     "read_authors_bilingual",
     "read_benchmark",
     "read_gsm8k_english",
     "read_metamath_json",
+    "read_mgsm",
+    "read_msvamp",
     "read_parallel_files",
     "read_parallel_jsonl",
     "read_parallel_tsv",
     "read_qalign_math",
     "read_shared_parallel",
+    "read_translation_eval",
+    "read_xcsqa_eval",
     "read_xcsqa_jsonl",
+    "read_xnli_eval",
     "read_xnli_train_jsonl",
     "register_template",
+    "render_gsm8k_answer",
+    "shared_parallel_files",
     "split_dev",
     "xnli_label_word",
 ]
