@@ -16,12 +16,17 @@ import shutil
 import statistics
 from pathlib import Path
 
+from layalign.evaluation import load_predictions, load_results
+from layalign.tasks import get_task
+
+XNLI = get_task("xnli")  # the labels and the low-resource group come from the benchmark registry
 SYSTEMS = [("llm-only", "LLM only (prompted, no training)"), ("langbridge-s0", "LangBridge, seed 0"),
            ("mindmerger-s0", "MindMerger, seed 0"), ("mindmerger-s1", "MindMerger, seed 1"),
            ("layalign-s0", "LayAlign, seed 0"), ("layalign-s1", "LayAlign, seed 1")]
 
 
 def log(path: Path) -> list[dict]:
+    """The records of a training log (train_log.jsonl)."""
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
@@ -54,16 +59,15 @@ def training_rows(run: Path) -> list[str]:
 def accuracy_summary(run: Path, folder: str = "eval") -> list[str]:
     """Average accuracy per system, and seen / unseen-language averages (seen = the task stage's languages)."""
     seen = {"en", "de", "es", "fr", "sw", "tr", "vi", "zh"}
-    rows = ["| system | avg (15) | seen in task training (8) | unseen (7) | low-resource (sw, ur, hi) |",
-            "|---|---:|---:|---:|---:|"]
+    rows = [f"| system | avg (15) | seen in task training (8) | unseen (7) | low-resource "
+            f"({', '.join(XNLI.low_resource)}) |", "|---|---:|---:|---:|---:|"]
     for name, label in SYSTEMS:
-        path = run / folder / name / "results.json"
-        if not path.is_file():
+        if not (run / folder / name / "results.json").is_file():
             continue
-        results = json.loads(path.read_text())
+        results = load_results(run / folder / name)
         acc = {lang: values["accuracy"] for lang, values in results["per_language"].items()}
         unseen = [v for lang, v in acc.items() if lang not in seen]
-        low = [acc[lang] for lang in ("sw", "ur", "hi") if lang in acc]
+        low = [acc[lang] for lang in XNLI.low_resource if lang in acc]
         rows.append(f"| {label} | {statistics.mean(acc.values()):.1f} | "
                     f"{statistics.mean(acc[lang] for lang in acc if lang in seen):.1f} | "
                     f"{statistics.mean(unseen):.1f} | {statistics.mean(low):.1f} |")
@@ -74,7 +78,7 @@ def calibrated_summary(run: Path, names: list[tuple[str, str]]) -> list[str]:
     """Choice-scored accuracy with each system's label prior taken out: every label's log-likelihood minus its mean
     over all evaluated rows (no gold labels used), then the argmax. A system that only learned a label prior falls
     to chance here; one that reads the input keeps its accuracy."""
-    labels = ("entailment", "neutral", "contradiction")
+    labels = XNLI.choices
     seen = {"en", "de", "es", "fr", "sw", "tr", "vi", "zh"}
     rows = ["| system | accuracy | prior-free accuracy | prior-free, seen languages | prior-free, unseen |",
             "|---|---:|---:|---:|---:|"]
@@ -82,7 +86,7 @@ def calibrated_summary(run: Path, names: list[tuple[str, str]]) -> list[str]:
         path = run / "eval-choices" / name / "predictions.jsonl"
         if not path.is_file():
             continue
-        predictions = log(path)
+        predictions = load_predictions(path)
         mean = {k: statistics.mean(p["choice_logprobs"][k] for p in predictions) for k in labels}
         zero = dict.fromkeys(labels, 0.0)
         rows.append(f"| {label} | {_accuracy(predictions, zero):.1f} | {_accuracy(predictions, mean):.1f} | "
@@ -112,12 +116,11 @@ def prediction_mix_rows(run: Path, names: list[tuple[str, str]], folder: str = "
         path = run / folder / name / "predictions.jsonl"
         if not path.is_file():
             continue
-        predictions = log(path)
+        predictions = load_predictions(path)
         answers = collections.Counter(p["answer"] for p in predictions)
         golds = collections.Counter(p["gold"] for p in predictions)
         share = {k: 100 * v / len(predictions) for k, v in answers.items()}
-        gold_mix = " / ".join(f"{100 * golds[k] / len(predictions):.0f}" for k in ("entailment", "neutral",
-                                                                                   "contradiction"))
+        gold_mix = " / ".join(f"{100 * golds[k] / len(predictions):.0f}" for k in XNLI.choices)
         rows.append(f"| {label} | {share.get('entailment', 0):.0f} % | {share.get('neutral', 0):.0f} % | "
                     f"{share.get('contradiction', 0):.0f} % | {share.get(None, 0):.0f} % | {gold_mix} |")
     return rows
@@ -144,10 +147,9 @@ def main() -> None:
     t_steps = next(line.split(":")[1].strip() for line in translation.splitlines() if line.startswith("max_steps"))
     total = next((line for line in (run / "wall_time.txt").read_text().splitlines()), "") if (
         run / "wall_time.txt").is_file() else "not recorded"
-    limit = json.loads((run / "eval" / "layalign-s0" / "results.json").read_text())["n"] // 15
+    limit = load_results(run / "eval" / "layalign-s0")["n"] // 15
     choices = run / "compare-choices" / "compare.md"
-    choice_limit = (json.loads((run / "eval-choices" / "layalign-s0" / "results.json").read_text())["n"] // 15
-                    if choices.is_file() else 0)
+    choice_limit = load_results(run / "eval-choices" / "layalign-s0")["n"] // 15 if choices.is_file() else 0
     choice_section = [
         "## XNLI dev accuracy per language, choice scoring (%)",
         "",
@@ -171,7 +173,7 @@ def main() -> None:
         steps = table.parent.name.rsplit("-", 1)[1]
         names = [(f"mindmerger-s0-{steps}", f"MindMerger, {steps} steps, seed 0"),
                  (f"layalign-s0-{steps}", f"LayAlign, {steps} steps, seed 0")]
-        n = json.loads((run / "eval-choices" / names[1][0] / "results.json").read_text())["n"] // 15
+        n = load_results(run / "eval-choices" / names[1][0])["n"] // 15
         wall = run / "wall_time_longer.txt"
         choice_section += [
             f"## A longer task stage: {steps} steps, LayAlign vs MindMerger (seed 0)",

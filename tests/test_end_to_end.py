@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from layalign.data import read_benchmark
-from layalign.evaluate import evaluate
+from layalign.evaluation import evaluate
 from layalign.systems import LayAlignSystem, LLMOnlySystem
 from layalign.testing import byte_tokenizer, randomize_adapters, tiny_model
 

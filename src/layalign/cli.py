@@ -12,16 +12,18 @@ import sys
 _HANDLERS = {
     "models list": "layalign.backbones.catalogue:cli_list",
     "models pull": "layalign.backbones.catalogue:cli_pull",
-    "generate": "layalign.generate:cli_generate",
+    "generate": "layalign.cli:cli_generate",
     "quickstart": "layalign.quickstart:cli_quickstart",
     "train": "layalign.train:cli_train",
-    "evaluate": "layalign.evaluate:cli_evaluate",
-    "compare": "layalign.evaluate:cli_compare",
+    "evaluate": "layalign.evaluation.run:cli_evaluate",
+    "compare": "layalign.evaluation.report:cli_compare",
     "inspect": "layalign.inspection:cli_inspect",
 }
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from layalign.tasks import TASKS  # the registry names the benchmarks (it imports no torch)
+
     parser = argparse.ArgumentParser(prog="layalign", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -55,15 +57,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     ev = sub.add_parser("evaluate", help="evaluate a model on a benchmark, per language")
     ev.add_argument("--model", required=True, help="LayAlign directory, or llm:REF for the bare LLM")
-    ev.add_argument("--benchmark", required=True, choices=["mgsm", "msvamp", "xcsqa", "xnli", "translation"])
+    ev.add_argument("--benchmark", required=True, choices=list(TASKS))
     ev.add_argument("--data", default=None, help="benchmark file or folder (default: the copy in ../shared/data)")
     ev.add_argument("--langs", nargs="*", default=None)
     ev.add_argument("--limit", type=int, default=None, help="first N examples per language")
     ev.add_argument("--batch-size", type=int, default=8)
     ev.add_argument("--max-new-tokens", type=int, default=None)
+    with_choices = " and ".join(name for name, task in TASKS.items() if task.choices is not None)
     ev.add_argument("--scoring", choices=["generate", "choices"], default="generate",
                     help="generate (greedy, answer extracted from the text; the paper's way) or choices (the allowed "
-                         "answer with the highest log-likelihood; xnli and xcsqa)")
+                         f"answer with the highest log-likelihood; {with_choices})")
     ev.add_argument("--out", default=None, help="output folder (default: runs/eval/<benchmark>-<model name>)")
     ev.add_argument("--name", default=None, help="the system's name in tables")
     ev.add_argument("--device", default=None)
@@ -78,7 +81,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def cli_generate(args: argparse.Namespace) -> int:
+    """`layalign generate`: answer one question from the command line."""
+    from layalign.systems import answer, load_system
+
+    system = load_system(args.model, device=args.device)
+    text = answer(system, args.question, task=args.task, max_new_tokens=args.max_new_tokens)
+    lang = f" [{args.lang}]" if args.lang else ""
+    print(f"{system.name}{lang}: {text}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
+    """The one error boundary: a handler raises, and bad input is reported here in one line with exit code 2."""
     args = build_parser().parse_args(argv)
     from layalign.allocator import keep_freed_memory
 
@@ -86,12 +101,14 @@ def main(argv: list[str] | None = None) -> int:
     key = args.command + (f" {args.models_command}" if args.command == "models" else "")
     module_name, function_name = _HANDLERS[key].split(":")
     handler = getattr(importlib.import_module(module_name), function_name)
+    from layalign.backbones.catalogue import CatalogueError  # a failed pull or checksum: expected, no traceback
+
     try:
         return int(handler(args) or 0)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except (FileNotFoundError, ValueError, KeyError) as err:
+    except (FileNotFoundError, ValueError, KeyError, CatalogueError) as err:
         # bad input (a missing file, a malformed row, a model mismatch...): one clear line, no traceback
         if os.environ.get("LAYALIGN_DEBUG"):
             raise

@@ -17,9 +17,9 @@ import json
 import time
 from pathlib import Path
 
-from layalign.answers import extract_answer, is_correct
 from layalign.backbones.catalogue import default_pair, resolve_reference
 from layalign.data import read_mgsm
+from layalign.evaluation import extract_answer, is_correct
 from layalign.model.modeling import LayAlignModel
 from layalign.systems import LayAlignSystem, LLMOnlySystem
 from layalign.train import TrainConfig, resolve_model_dir, train

@@ -1,4 +1,5 @@
-"""Text in, text out: a trained LayAlign model, or the bare LLM, behind one `generate` for evaluation and the CLI."""
+"""Text in, text out: a trained LayAlign model, or the bare LLM, behind one `generate` for evaluation and the CLI;
+`answer` puts one question through a task's prompt template."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from pathlib import Path
 
 import torch
 
+from layalign.data.prompts import format_prompt
 from layalign.model import fusion
 from layalign.model.config import CONFIG_NAME, LayAlignConfig
 from layalign.model.modeling import LayAlignModel
@@ -141,6 +143,15 @@ def load_system(model: str, device: str | None = None, dtype: str | None = None)
         untrained = LayAlignModel(LayAlignConfig(encoder=encoder, llm=llm, dtype=dtype or "float32")).to(device)
         return LayAlignSystem(untrained, name="LayAlign (untrained)")
     raise ValueError(f"{model!r} is neither a LayAlign directory (no {CONFIG_NAME}), nor llm:REF, nor ENCODER,LLM")
+
+
+def answer(system: LayAlignSystem | LLMOnlySystem, question: str, task: str = "math", max_new_tokens: int = 128) -> str:
+    """The system's answer to one question. The encoder reads the question; the LLM prompt is the task's template
+    around it (task "none": the question alone)."""
+    if not question.strip():
+        raise ValueError("the question is empty")
+    prompt = format_prompt(task, query=question)
+    return system.generate([question], [prompt], max_new_tokens=max_new_tokens)[0]
 
 
 def _system_name(config: LayAlignConfig, directory: str) -> str:

@@ -1,78 +1,27 @@
-"""End-to-end evaluation with a fake system on a few real MGSM / XNLI rows."""
+"""Evaluation runs end to end with a fake system on a few real MGSM / XNLI rows: results files, resuming,
+the run record, choice scoring and `layalign evaluate`."""
 
 import csv
+import dataclasses
 import json
 import sys
 import types
-from pathlib import Path
 
 import pytest
 
+from evaluation_helpers import (
+    DATA,
+    FakeSystem,
+    accuracy_from_predictions,
+    math_answerer,
+    mgsm_examples,
+    needs_data,
+    table_row,
+)
 from layalign.cli import main
 from layalign.data.examples import EvalExample
-from layalign.evaluate import compare_runs, evaluate, load_predictions
-
-DATA = Path(__file__).parents[1] / ".." / "shared" / "data"
-needs_data = pytest.mark.skipif(not (DATA / "mgsm").is_dir(), reason=f"shared data not found at {DATA}")
-
-
-class FakeSystem:
-    """The shape `layalign.systems.load_system` returns. Answers right when `right(source)` says so, in the
-    style of a real model; counts what it was asked."""
-
-    def __init__(self, name, answer, fail_after_calls=None):
-        self.name = name
-        self.answer = answer  # source -> output text
-        self.calls = 0
-        self.seen: list[str] = []
-        self.fail_after_calls = fail_after_calls
-
-    def generate(self, sources, prompts, max_new_tokens):
-        if self.fail_after_calls is not None and self.calls >= self.fail_after_calls:
-            raise KeyboardInterrupt  # as if the run were killed
-        assert len(sources) == len(prompts)
-        self.calls += 1
-        self.seen += sources
-        return [self.answer(s) for s in sources]
-
-
-def mgsm_examples(langs=("en", "zh", "bn"), n=5):
-    out = {}
-    for lang in langs:
-        rows = (DATA / "mgsm" / f"mgsm_{lang}.tsv").read_text(encoding="utf-8").splitlines()[:n]
-        out[lang] = [EvalExample(id=f"mgsm-{lang}-{i}", lang=lang, source=q, gold=a, prompt=f"Q: {q}")
-                     for i, (q, a) in enumerate(line.split("\t") for line in rows)]
-    return out
-
-
-def math_answerer(examples_by_lang, right):
-    """A chain-of-thought answer that is right for the examples `right(example)` picks, off by one otherwise."""
-    by_source = {ex.source: ex for exs in examples_by_lang.values() for ex in exs}
-
-    def answer(source):
-        ex = by_source[source]
-        gold = float(ex.gold.replace(",", ""))
-        value = gold if right(ex) else gold + 1
-        return f" First, 3 + 4 = 7 and 16 - 7 = 9.\nSo the total is ${value:,.2f}.\nThe answer is: {value:,g}"
-
-    return answer
-
-
-def table_row(md: str, label: str) -> dict[str, str]:
-    lines = [line for line in md.splitlines() if line.startswith("|")]
-    header = [c.strip().rstrip("*") for c in lines[0].strip("|").split("|")]
-    for line in lines[2:]:
-        cells = [c.strip() for c in line.strip("|").split("|")]
-        if cells[0] == label:
-            return dict(zip(header, cells, strict=True))
-    raise AssertionError(f"no row {label!r} in\n{md}")
-
-
-def accuracy_from_predictions(path: Path) -> dict[str, float]:
-    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
-    langs = dict.fromkeys(r["lang"] for r in rows)
-    return {lang: 100 * sum(r["correct"] for r in rows if r["lang"] == lang) / sum(r["lang"] == lang for r in rows)
-            for lang in langs}
+from layalign.evaluation import evaluate, load_predictions
+from layalign.tasks import TASKS, get_task
 
 
 @needs_data
@@ -184,40 +133,17 @@ def test_translation_scores_per_language(tmp_path):
     assert (tmp_path / "scores.png").is_file()
 
 
-@needs_data
-def test_compare_merges_two_runs(tmp_path, capsys):
-    examples = mgsm_examples(langs=("en", "bn"), n=4)
-    evaluate(FakeSystem("good", math_answerer(examples, lambda ex: True)), "mgsm", examples, tmp_path / "a",
-             progress=False, low_resource={"bn"})
-    evaluate(FakeSystem("half", math_answerer(examples, lambda ex: ex.id.endswith(("0", "1")))), "mgsm",
-             examples, tmp_path / "b", progress=False, low_resource={"bn"})
-
-    md = compare_runs([tmp_path / "a", tmp_path / "b"], tmp_path / "cmp")
-    assert table_row(md, "good")["Avg"] == "100.0"
-    assert table_row(md, "half")["bn"] == "50.0"
-    assert table_row(md, "half")["Low-resource avg"] == "50.0"
-    for name in ("compare.md", "compare.csv", "compare.png"):
-        assert (tmp_path / "cmp" / name).is_file()
-
-    # different benchmarks: a clear error, exit code 2
-    xnli = {"en": [EvalExample(id="x0", lang="en", source="s", gold="neutral")]}
-    evaluate(FakeSystem("nli", lambda s: "neutral"), "xnli", xnli, tmp_path / "c", progress=False)
-    assert main(["compare", str(tmp_path / "a"), str(tmp_path / "c"), "--out", str(tmp_path / "cmp2")]) == 2
-    assert "different benchmarks" in capsys.readouterr().err
-    assert main(["compare", str(tmp_path / "a"), str(tmp_path / "missing")]) == 2
-    assert "not an evaluation run" in capsys.readouterr().err
 
 
 @needs_data
 def test_cli_evaluate_default_out_dir(tmp_path, monkeypatch, capsys):
     examples = mgsm_examples(langs=("en",), n=3)
     system = FakeSystem("llm:Some/Model", math_answerer(examples, lambda ex: True))
-    # stand-ins for the reader and the loader, whatever their state in this checkout
+    # stand-ins for the loader and the registry's reader (its default data: a folder that exists)
     pipeline = types.ModuleType("layalign.systems")
     pipeline.load_system = lambda model, device=None: system
-    monkeypatch.setattr("layalign.data.read_benchmark",
-                        lambda benchmark, path=None, langs=None, limit=None: examples)
-    monkeypatch.setattr("layalign.data.LOW_RESOURCE", {"mgsm": {"bn", "th", "sw", "te"}})
+    monkeypatch.setitem(TASKS, "mgsm", dataclasses.replace(
+        TASKS["mgsm"], reader=lambda path, langs=None, limit=None: examples, data_path=str(tmp_path)))
     monkeypatch.setitem(sys.modules, "layalign.systems", pipeline)
     monkeypatch.chdir(tmp_path)
 
@@ -229,11 +155,10 @@ def test_cli_evaluate_default_out_dir(tmp_path, monkeypatch, capsys):
 
 @needs_data
 def test_with_the_real_reader(tmp_path):
-    readers = pytest.importorskip("layalign.data")
-    examples = readers.read_benchmark("mgsm", path=DATA / "mgsm", langs=["sw", "en"], limit=2)
+    examples = get_task("mgsm").read(DATA / "mgsm", langs=["sw", "en"], limit=2)
     gold = {ex.source: ex.gold for exs in examples.values() for ex in exs}
     system = FakeSystem("echo", lambda s: f"Step 1: 2 + 2 = 4.\nThe answer is: {gold[s]}")
-    results = evaluate(system, "mgsm", examples, tmp_path, progress=False)  # low-resource set from the readers
+    results = evaluate(system, "mgsm", examples, tmp_path, progress=False)  # low-resource set from the registry
     assert results["average"]["accuracy"] == 100.0
     assert results["low_resource_languages"] == ["sw"] and results["low_resource_average"]["accuracy"] == 100.0
 

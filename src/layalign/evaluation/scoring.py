@@ -1,47 +1,38 @@
 """Answer extraction and scoring, as the paper does it.
 
-Rules (the model's output is only the newly generated text, not the prompt):
+Rules (the model's output is only the newly generated text, not the prompt); a task's answer kind comes from the
+registry (`layalign.tasks`):
 
-- **Maths (mgsm, msvamp)**: the *last* number in the output, compared with the gold number within 1e-3. Before
+- **number (mgsm, msvamp)**: the *last* number in the output, compared with the gold number within 1e-3. Before
   searching, any Unicode decimal digit (full-width "１８", Bengali "১৮", Thai "๑๘", ...) becomes its ASCII digit
   and full-width punctuation is folded (NFKC). A number is an optional minus sign (also in front of a currency
   sign: "-$5", "$-5"), digits with optional thousands separators ("1,234,567") and an optional decimal part
   ("18.00"); a trailing full stop is not a decimal point. "3,4" or "1,2345" are two numbers, not a decimal comma.
   A minus is a sign only when it touches the digits (or the currency sign) and does not follow a digit or a closing
   bracket: "20 - 5" and "(3+4)-5" end in 5, a list bullet "- 5 apples" is 5. Fractions are not parsed ("1/2" ends
-  in 2), as in the paper.
-- **X-CSQA**: a choice letter A-E. An explicit statement ("Answer: B", "the answer is (b)") wins; otherwise the
-  first letter-like token: "(B)", "B)", "B.", "B:", or a letter standing alone on its line. A capital "A" used as
-  an article ("A person would ...") is not a letter-like token.
-- **XNLI**: the first label stem found, case-insensitive: entail* / neutral* / contradict*. Only when none is
-  present, an output whose first word is yes / maybe / no is read as entailment / neutral / contradiction (the
+  in 2), as in the paper. The number rules live in `layalign.data.numbers`.
+- **letter (X-CSQA)**: a choice letter A-E. An explicit statement ("Answer: B", "the answer is (b)") wins; otherwise
+  the first letter-like token: "(B)", "B)", "B.", "B:", or a letter standing alone on its line. A capital "A" used
+  as an article ("A person would ...") is not a letter-like token.
+- **label (XNLI)**: the first label stem found, case-insensitive: entail* / neutral* / contradict*. Only when none
+  is present, an output whose first word is yes / maybe / no is read as entailment / neutral / contradiction (the
   common NLI verbalisation); anything else is unanswered.
-- **Translation**: the first non-empty line of the output (a model that runs on past its sentence does not drag
-  the next lines into the score), scored at corpus level with sacrebleu chrF and BLEU (`translation_scores`).
+- **line (translation)**: the first non-empty line of the output (a model that runs on past its sentence does not
+  drag the next lines into the score), scored at corpus level with sacrebleu chrF and BLEU (`translation_scores`).
+
+Then `score_predictions` turns predictions.jsonl rows into per-language scores and their averages.
 """
 
 from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Iterable
 
-MATH = frozenset({"mgsm", "msvamp"})
-CHOICE = frozenset({"xcsqa"})
-NLI = frozenset({"xnli"})
-TRANSLATION = frozenset({"translation"})
-BENCHMARKS = MATH | CHOICE | NLI | TRANSLATION
+from layalign.data.numbers import format_number, last_number
+from layalign.tasks import get_task
 
 MATH_TOLERANCE = 1e-3
-
-# optional currency, optional minus (also "$-5" and "-$5"), then digits grouped by thousands or plain digits, then
-# optional decimals. The look-behind stops a match from starting inside a number or after a decimal point.
-_CURRENCY = r"(?:[$€£¥₹]\s*)?"
-_NUMBER = re.compile(
-    rf"(?<![\d.]){_CURRENCY}(?P<sign>-)?{_CURRENCY}"
-    r"(?P<num>\d{1,3}(?:,\d{3})+(?!\d)(?:\.\d+)?|\d+(?:\.\d+)?)"
-)
-# a minus right after a digit or a closing bracket ("20 - 5", "(3+4)-5") is subtraction, not a sign
-_SUBTRACTION = re.compile(r"[\d)]\s*$")
 
 # "Answer: B", "the answer is (b)": an upper-case letter not followed by a letter, or any letter in brackets
 _ANSWER_LETTER = re.compile(r"(?i:answer)\s*(?i:is)?\s*:?\s*(?:\(([A-Ea-e])\)|([A-E])(?![A-Za-z]))")
@@ -57,13 +48,13 @@ _FIRST_WORD = re.compile(r"^\W*([A-Za-z]+)")
 def extract_answer(benchmark: str, text: str) -> str | None:
     """The answer a model's output gives for `benchmark`, normalised to the form of the gold text (a number
     string, a capital letter, a label word, a sentence), or None when it gives none."""
-    _check(benchmark)
-    if benchmark in MATH:
+    kind = get_task(benchmark).answer
+    if kind == "number":
         value = last_number(text)
         return None if value is None else format_number(value)
-    if benchmark in CHOICE:
+    if kind == "letter":
         return extract_choice(text)
-    if benchmark in NLI:
+    if kind == "label":
         return extract_nli_label(text)
     return extract_translation(text)
 
@@ -71,17 +62,17 @@ def extract_answer(benchmark: str, text: str) -> str | None:
 def is_correct(benchmark: str, pred: str | None, gold: str) -> bool:
     """Whether an extracted answer matches the gold answer. Translation has no per-example correctness (it is
     scored over the corpus): use `translation_scores`."""
-    _check(benchmark)
-    if benchmark in TRANSLATION:
-        raise ValueError("translation is scored over the corpus with chrF/BLEU; use translation_scores()")
+    task = get_task(benchmark)
+    if not task.per_example:
+        raise ValueError(f"{benchmark} is scored over the corpus with chrF/BLEU; use translation_scores()")
     if pred is None:
         return False
-    if benchmark in MATH:
-        gold_value, pred_value = parse_number(gold), parse_number(pred)
+    if task.answer == "number":
+        gold_value, pred_value = last_number(gold), last_number(pred)
         if gold_value is None:
             raise ValueError(f"gold answer {gold!r} is not a number")
         return pred_value is not None and abs(pred_value - gold_value) <= MATH_TOLERANCE
-    if benchmark in CHOICE:
+    if task.answer == "letter":
         return pred.strip().upper() == gold.strip().upper()
     return pred.strip().lower() == gold.strip().lower()
 
@@ -96,38 +87,6 @@ def translation_scores(hypotheses: list[str], references: list[str]) -> dict[str
         "chrf": sacrebleu.corpus_chrf(hypotheses, [references]).score,
         "bleu": sacrebleu.corpus_bleu(hypotheses, [references]).score,
     }
-
-
-# --- maths ---------------------------------------------------------------------------------------------------
-
-
-def normalise_digits(text: str) -> str:
-    """NFKC (full-width forms) and every Unicode decimal digit as its ASCII digit."""
-    text = unicodedata.normalize("NFKC", text).replace("\u2212", "-")  # U+2212 MINUS SIGN survives NFKC
-    return "".join(str(unicodedata.decimal(c)) if c.isdecimal() and not c.isascii() else c for c in text)
-
-
-def last_number(text: str) -> float | None:
-    """The last number in `text` (see the module docstring for what counts as one)."""
-    text = normalise_digits(text)
-    value = None
-    for match in _NUMBER.finditer(text):
-        negative = bool(match.group("sign")) and not _SUBTRACTION.search(text[: match.start()])
-        number = float(match.group("num").replace(",", ""))
-        value = -number if negative else number
-    return value
-
-
-def parse_number(text: str) -> float | None:
-    """A gold or extracted answer as a float ("70000", "8.0", "1,000", "-3"); None if it holds no number."""
-    return last_number(text)
-
-
-def format_number(value: float) -> str:
-    """18.0 -> "18", 1234.5 -> "1234.5": the short form a reader expects in predictions.jsonl."""
-    if value == int(value) and abs(value) < 1e15:
-        return str(int(value))
-    return repr(value)
 
 
 # --- classification ------------------------------------------------------------------------------------------
@@ -167,6 +126,51 @@ def extract_translation(text: str) -> str:
     return ""
 
 
-def _check(benchmark: str) -> None:
-    if benchmark not in BENCHMARKS:
-        raise ValueError(f"unknown benchmark {benchmark!r}; expected one of {sorted(BENCHMARKS)}")
+# --- per-language scores -------------------------------------------------------------------------------------
+
+
+def row_key(row: dict) -> tuple[str, str]:
+    """A predictions row's identity: (lang, id)."""
+    return str(row["lang"]), str(row["id"])
+
+
+def metrics_of(benchmark: str) -> list[str]:
+    return list(get_task(benchmark).metrics)
+
+
+def score_predictions(benchmark: str, rows: list[dict], low_resource: Iterable[str] = ()) -> dict:
+    """Per-language scores (percentages), their unweighted average, and the average over the low-resource
+    languages present (None if none is). Languages keep their order of first appearance in `rows`; a repeated
+    (lang, id) counts once."""
+    by_lang: dict[str, list[dict]] = {}
+    seen: set[tuple[str, str]] = set()
+    for row in rows:
+        if row_key(row) not in seen:
+            seen.add(row_key(row))
+            by_lang.setdefault(row["lang"], []).append(row)
+
+    per_lang = {lang: _score_lang(benchmark, lang_rows) for lang, lang_rows in by_lang.items()}
+    low = [lang for lang in by_lang if lang in set(low_resource)]
+    metrics = metrics_of(benchmark)
+    return {
+        "benchmark": benchmark,
+        "metrics": metrics,
+        "languages": list(by_lang),
+        "per_language": per_lang,
+        "average": {m: _mean(per_lang[lang][m] for lang in by_lang) for m in metrics},
+        "low_resource_languages": low,
+        "low_resource_average": {m: _mean(per_lang[lang][m] for lang in low) for m in metrics},
+        "n": sum(len(r) for r in by_lang.values()),
+    }
+
+
+def _score_lang(benchmark: str, rows: list[dict]) -> dict:
+    if not get_task(benchmark).per_example:  # the registry allows one corpus metric set: chrF and BLEU
+        return {"n": len(rows), **translation_scores([r["answer"] or "" for r in rows], [r["gold"] for r in rows])}
+    correct = sum(bool(r["correct"]) for r in rows)
+    return {"n": len(rows), "correct": correct, "accuracy": 100.0 * correct / len(rows)}
+
+
+def _mean(values: Iterable[float]) -> float | None:
+    values = list(values)
+    return sum(values) / len(values) if values else None

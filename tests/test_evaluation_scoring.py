@@ -2,7 +2,7 @@
 
 import pytest
 
-from layalign.answers import extract_answer, is_correct, translation_scores
+from layalign.evaluation.scoring import extract_answer, is_correct, translation_scores
 
 METAMATH_COT = (
     " Janet's ducks lay 16 eggs per day.\nShe eats 3 eggs for breakfast and uses 4 eggs for muffins, so she uses "

@@ -1,0 +1,33 @@
+"""Evaluation: run a benchmark per language, score it as the paper does, and report the results.
+
+Modules:
+
+- `run`: `evaluate()` (answering in batches, resuming a killed run, the run record), prediction rows,
+  `load_predictions`, and `layalign evaluate`.
+- `scoring`: answer extraction and correctness per answer kind (`extract_answer`, `is_correct`,
+  `translation_scores`), and per-language scores and averages (`score_predictions`).
+- `report`: markdown tables, CSV, bar charts, a run's results files, `compare_runs` and `layalign compare`.
+
+A benchmark's facts (reader, languages, low-resource set, default data, generation length, choices, metrics,
+answer kind) come from the registry in `layalign.tasks`.
+"""
+
+from layalign.evaluation.report import compare_runs, load_results, markdown_table, results_markdown, write_results
+from layalign.evaluation.run import System, evaluate, load_predictions, prediction_row
+from layalign.evaluation.scoring import extract_answer, is_correct, score_predictions, translation_scores
+
+__all__ = [
+    "System",
+    "compare_runs",
+    "evaluate",
+    "extract_answer",
+    "is_correct",
+    "load_predictions",
+    "load_results",
+    "markdown_table",
+    "prediction_row",
+    "results_markdown",
+    "score_predictions",
+    "translation_scores",
+    "write_results",
+]

