@@ -80,17 +80,18 @@ class LayerwiseAligner(nn.Module):
         """Returns (2F, B, T, d): for fused layer f, index 2f is its key input and 2f + 1 its value input."""
         return self.project(self.mix(self.stack(encoder_states)))
 
-    def keys_values(self, encoder_states: list[torch.Tensor], attentions: list[nn.Module], num_kv_heads: int
-                    ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-        """K_f, V_f of every fused layer f (the attention modules `attentions`, in fused-layer order), float32,
-        (B, H_kv, T, d_h) each: mixed, projected and passed through the layer's own frozen k_proj / v_proj a few
-        fused layers at a time, so that every (2g, B, T, d_e) mix stays small (see layers_per_chunk)."""
+    def keys_values(self, encoder_states: list[torch.Tensor], attentions: list[nn.Module], num_kv_heads: int,
+                    dtype: torch.dtype = torch.float32) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """K_f, V_f of every fused layer f (the attention modules `attentions`, in fused-layer order), in `dtype`
+        (the fusion dtype, LayAlignConfig.fusion_dtype), (B, H_kv, T, d_h) each: mixed, projected and passed through
+        the layer's own frozen k_proj / v_proj a few fused layers at a time, so that every (2g, B, T, d_e) mix stays
+        small (see layers_per_chunk)."""
         stacked = self.stack(encoder_states)
         keys, values = [], []
         group = layers_per_chunk(stacked[0])
         for start in range(0, len(attentions), group):
             part = slice(start, start + group)
-            k, v = project_encoder_side(attentions[part], self, self.mix(stacked, part), num_kv_heads)
+            k, v = project_encoder_side(attentions[part], self, self.mix(stacked, part), num_kv_heads, dtype=dtype)
             keys += k
             values += v
         return keys, values
@@ -106,11 +107,14 @@ def layers_per_chunk(state: torch.Tensor) -> int:
 
 
 def project_encoder_side(attentions: list[nn.Module], aligner: LayerwiseAligner, mixed: torch.Tensor,
-                         num_kv_heads: int, fold: bool | None = None) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+                         num_kv_heads: int, fold: bool | None = None, dtype: torch.dtype = torch.float32
+                         ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
     """K_f = k_proj_f(project(m_2f)), V_f = v_proj_f(project(m_2f+1)) for every fused layer f, with the layer's own
     frozen projections and, where the family has them, its key/value norms (Qwen3, Gemma 3). No rotary embedding:
     encoder tokens have no position in the prompt. `mixed` is the aligner's (2F, B, T, d_e) mix. Returned in
-    float32, (B, H_kv, T, d_h) per layer: grouped-query heads are not repeated (see fusion.fusion_branch).
+    `dtype` (the fusion dtype), (B, H_kv, T, d_h) per layer: grouped-query heads are not repeated (see
+    fusion.fusion_branch). The projections themselves run in the frozen layer's dtype (or, folded, the aligner's);
+    only their results are cast.
 
     With the "linear" aligner both maps are linear, so they fold into one, (W_k W_p) m + (W_k b_p + b_k), whenever
     that is fewer FLOPs: for training batches (many encoder tokens, small models) it skips the (2F, B, T, d)
@@ -145,6 +149,6 @@ def project_encoder_side(attentions: list[nn.Module], aligner: LayerwiseAligner,
             k = attention.k_norm(k)
         if getattr(attention, "v_norm", None) is not None:
             v = attention.v_norm(v)
-        keys.append(k.float())
-        values.append(v.float())
+        keys.append(k.to(dtype))
+        values.append(v.to(dtype))
     return keys, values

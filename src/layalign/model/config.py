@@ -38,6 +38,10 @@ class LayAlignConfig:
     aligner_structure: "linear" (layer mix -> ReLU -> projection) or "mlp" (an extra ReLU + linear).
     mask_encoder_padding: mask padded encoder positions in the fusion attention (False = the authors' behaviour).
     dtype: dtype of the frozen encoder and LLM; the adapters stay in float32 for stable optimisation.
+    fusion_dtype: dtype of the fusion state (every fused layer's keys and gated values) and of the branch's
+        attention: "auto" = the LLM's dtype, as the authors' release computes it (bf16 keys/values with a bf16
+        LLM; float32 with a float32 one), or "float32" / "bfloat16" / "float16". The softmax accumulates in
+        float32 in every case (fusion.fusion_branch).
     bos_token_id: the LLM's bos id; None takes it from the LLM's config.
     """
 
@@ -52,6 +56,7 @@ class LayAlignConfig:
     aligner_structure: str = "linear"
     mask_encoder_padding: bool = True
     dtype: str = "float32"
+    fusion_dtype: str = "auto"
     bos_token_id: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -64,6 +69,7 @@ class LayAlignConfig:
         _check_choice("mapping", self.mapping, MAPPINGS)
         _check_choice("aligner_structure", self.aligner_structure, ALIGNER_STRUCTURES)
         _check_choice("dtype", self.dtype, DTYPES)
+        _check_choice("fusion_dtype", self.fusion_dtype, ("auto", *DTYPES))
         if self.mapping == "none" and not self.fusion:
             raise ValueError("with mapping='none' and fusion off the encoder would not reach the LLM at all")
         for name in ("encoder_layers", "llm_layers"):

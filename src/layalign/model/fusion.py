@@ -41,9 +41,10 @@ _ACTIVE: ContextVar[FusionState | None] = ContextVar("layalign_active_state", de
 
 @dataclass
 class FusionState:
-    """The encoder side of the fusion branch for one batch: per fused layer, float32 keys and gated values
-    g_i * V_i with the LLM's key/value heads, (B, H_kv, T, d_h); the encoder padding mask, additive float32
-    (B, 1, 1, T) with 0 = attend and -inf = padding, or None. Build it with `FusionState.build`."""
+    """The encoder side of the fusion branch for one batch: per fused layer, keys and gated values g_i * V_i with
+    the LLM's key/value heads, (B, H_kv, T, d_h), in the fusion dtype (LayAlignConfig.fusion_dtype: the LLM's dtype
+    by default); the encoder padding mask, additive (B, 1, 1, T) in the same dtype with 0 = attend and -inf =
+    padding, or None. Build it with `FusionState.build`."""
 
     keys: list[torch.Tensor]
     values: list[torch.Tensor]  # already multiplied by the gates: see `build`
@@ -59,14 +60,17 @@ class FusionState:
 
         The gate multiplies the values, not the branch's output: g * softmax(QK^T) V = softmax(QK^T) (g V), and V
         has T encoder positions where the output has every LLM position (3x fewer elements to scale in a training
-        step here, and none per decoding step); a zero gate still gives an exactly zero branch."""
-        values = [gate * v for gate, v in zip(gates.unbind(0), values, strict=True)]
+        step here, and none per decoding step); a zero gate still gives an exactly zero branch. The gated values and
+        the mask take the keys' dtype, the fusion dtype."""
+        values = [(gate * v).to(v.dtype) for gate, v in zip(gates.unbind(0), values, strict=True)]
         mask = None  # no mask where nothing is padded: the attention kernels are faster without one
         if encoder_mask is not None and not bool(encoder_mask.all()):
             # additive (0 / -inf) rather than boolean: torch's CPU attention kernel runs 1.1-1.3x faster with it
             # (benchmarks/attention_mask.py); every row keeps at least one encoder token, so no row is all -inf
             padded = encoder_mask.to(gates.device)[:, None, None, :] == 0
-            mask = torch.zeros(padded.shape, device=padded.device).masked_fill(padded, float("-inf"))
+            # (SDPA wants a float mask in the query's dtype, the fusion dtype)
+            mask = torch.zeros(padded.shape, device=padded.device, dtype=keys[0].dtype).masked_fill(
+                padded, float("-inf"))
         return cls(keys, values, mask, slots)
 
     def for_batch(self, batch_size: int) -> FusionState:
@@ -104,12 +108,22 @@ def recompute_context() -> tuple[contextlib.AbstractContextManager, contextlib.A
 
 
 def fusion_branch(module: nn.Module, query: torch.Tensor, state: FusionState, slot: int) -> torch.Tensor:
-    """g_i * softmax(Q K_i^T * scaling) V_i over the encoder tokens, in float32; returns (B, q_len, H, d_h).
+    """g_i * softmax(Q K_i^T * scaling) V_i over the encoder tokens; returns (B, q_len, H, d_h) in the state's dtype.
     The gate is already in the state's values (FusionState.build).
+
+    Precision: the queries are cast to the state's dtype (the fusion dtype) and SDPA runs in it. With a float32
+    state that is float32 throughout. With a bf16 / fp16 state the softmax still accumulates in float32, as the
+    authors' release computes it (fp32 softmax, probabilities cast back, P V in bf16): the flash and
+    memory-efficient CUDA kernels and torch's CPU flash kernel keep the scores, the running max/sum and the P V
+    accumulator in float32, and the math fallback upcasts reduced-precision inputs to float32 unless
+    torch.backends.cuda.allow_fp16_bf16_reduction_math_sdp(True) is set (off by default). We rely on that rather
+    than upcasting here: an upcast would copy every layer's keys and values to float32 at every decoding step,
+    which is the memory traffic a low-precision state exists to save.
 
     Grouped-query attention without repeating keys and values (`enable_gqa`): query head h reads key/value head
     h // G, the order of transformers' repeat_kv, and each key/value head is read once, not G times."""
-    attended = F.scaled_dot_product_attention(query.float(), state.keys[slot], state.values[slot],
+    keys = state.keys[slot]
+    attended = F.scaled_dot_product_attention(query.to(keys.dtype), keys, state.values[slot],
                                               attn_mask=state.mask, scale=module.scaling, enable_gqa=True)
     return attended.transpose(1, 2)
 

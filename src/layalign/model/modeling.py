@@ -160,12 +160,18 @@ class LayAlignModel(nn.Module):
                                attention_mask=attention_mask.to(self.encoder.device), output_hidden_states=True)
         return [out.hidden_states[i] for i in self.config.encoder_layers], out.last_hidden_state
 
+    def fusion_dtype(self) -> torch.dtype:
+        """The dtype of the fusion state and branch (LayAlignConfig.fusion_dtype): "auto" = the LLM's dtype, read at
+        each call (so a model moved to another dtype follows)."""
+        name = self.config.fusion_dtype
+        return self.llm.dtype if name == "auto" else DTYPES[name]
+
     def fusion_state(self, encoder_states: list[torch.Tensor], attention_mask: torch.Tensor) -> fusion.FusionState:
         """Every fused layer's keys and values (the aligner) and the gates, computed once for the whole call."""
         layers = self.llm.get_decoder().layers
         attentions = [layers[layer].self_attn for layer in self.config.llm_layers]
         keys, values = self.aligner.keys_values([s.to(self.gates.device) for s in encoder_states], attentions,
-                                                self.num_kv_heads)
+                                                self.num_kv_heads, self.fusion_dtype())
         mask = attention_mask if self.config.mask_encoder_padding else None
         return fusion.FusionState.build(keys, values, self.gates, mask, self.slots)
 
