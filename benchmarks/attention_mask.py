@@ -10,34 +10,23 @@ prints a markdown table.
 
 from __future__ import annotations
 
+import argparse
 import functools
-import statistics
-import time
 
+import common
 import torch
 import torch.nn.functional as F
 
 CASES = {"decode, batch 1": (1, 1), "decode, batch 8": (8, 1), "training, batch 8, 300 tokens": (8, 300)}
 
 
-def timed_in_turn(calls: dict[str, object], repeats: int) -> dict[str, float]:
-    """Median seconds of each call, the calls alternating so that machine load hits them alike."""
-    times: dict[str, list[float]] = {name: [] for name in calls}
-    for _ in range(3):
-        for call in calls.values():
-            call()
-    for _ in range(repeats):
-        for name, call in calls.items():
-            start = time.perf_counter()
-            call()
-            times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(values) for name, values in times.items()}
-
-
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=200, help="timed calls per decoding case (training: a tenth)")
+    args = parser.parse_args()
     torch.manual_seed(0)
     kv_heads, groups, length, dim = 3, 3, 126, 64
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads\n")
+    print(f"torch {torch.__version__}, {common.machine()}\n")
     print("| call | boolean mask, us | additive float mask, us | boolean / float |")
     print("|---|---:|---:|---:|")
     for name, (batch, q_len) in CASES.items():
@@ -48,7 +37,8 @@ def main() -> None:
         additive = torch.zeros(keep.shape).masked_fill(~keep, float("-inf"))
         calls = {label: functools.partial(F.scaled_dot_product_attention, query, keys, values, attn_mask=mask)
                  for label, mask in (("bool", keep), ("float", additive))}
-        results = timed_in_turn(calls, repeats=200 if q_len == 1 else 20)
+        repeats = args.repeats if q_len == 1 else max(1, args.repeats // 10)
+        results = common.in_turn(calls, repeats, warmup=3).seconds
         torch.testing.assert_close(F.scaled_dot_product_attention(query, keys, values, attn_mask=keep),
                                    F.scaled_dot_product_attention(query, keys, values, attn_mask=additive))
         print(f"| {name} | {results['bool'] * 1e6:.0f} | {results['float'] * 1e6:.0f} | "

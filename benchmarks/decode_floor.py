@@ -15,16 +15,12 @@ Defaults: the default pair at batch 8 (30 layers, 9 query heads, 3 key/value hea
 from __future__ import annotations
 
 import argparse
-import statistics
-import sys
-import time
-from pathlib import Path
 from types import SimpleNamespace
 
+import common
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-from layalign.model.fusion import FusionState, fusion_branch  # noqa: E402
+from layalign.model.fusion import FusionState, fusion_branch
 
 
 def main() -> None:
@@ -62,32 +58,25 @@ def main() -> None:
 
     torch.testing.assert_close(matmuls(0), ours(0), rtol=1e-5, atol=1e-6)
 
-    def step(branch) -> float:
-        sweep.add_(1.0)  # what the LLM's weights do to the caches between two steps
-        start = time.perf_counter()
+    def step(branch) -> None:
         for slot in range(args.layers):
             branch(slot)
-        return time.perf_counter() - start
 
-    times: dict[str, list[float]] = {"matmuls": [], "ours": []}
-    for repeat in range(args.repeats + 3):
-        for name, branch in (("matmuls", matmuls), ("ours", ours)):  # round-robin
-            seconds = step(branch)
-            if repeat >= 3:
-                times[name].append(seconds)
-    other, seconds = statistics.median(times["matmuls"]), statistics.median(times["ours"])
+    def flush() -> tuple:  # untimed, before every step: what the LLM's weights do to the caches between two steps
+        sweep.add_(1.0)
+        return ()
+
+    seconds = common.in_turn({"matmuls": lambda: step(matmuls), "ours": lambda: step(ours)}, args.repeats,
+                             warmup=3, setup=flush).seconds
+    other, seconds = seconds["matmuls"], seconds["ours"]
     kv_bytes = sum(k.nbytes + v.nbytes for k, v in zip(keys, values))
 
     big, target = torch.ones(64 * 2**20), torch.zeros(64 * 2**20)  # both touched: no page faults in the timing
-    copies = []
-    for _ in range(6):
-        start = time.perf_counter()
-        target.copy_(big)
-        copies.append(time.perf_counter() - start)
-    copy_gbs = 2 * big.nbytes / statistics.median(copies) / 1e9  # read + write
+    copy = common.in_turn({"copy": lambda: target.copy_(big)}, 6, warmup=0).seconds["copy"]
+    copy_gbs = 2 * big.nbytes / copy / 1e9  # read + write
 
     print(f"batch {b}, {args.layers} layers, {args.heads}/{args.kv_heads} heads of {d}, {t} encoder tokens, "
-          f"{torch.get_num_threads()} threads")
+          f"{common.machine()}")
     print(f"fusion branch, one decoding step: {1000 * seconds:.2f} ms for {kv_bytes / 2**20:.1f} MB of keys and "
           f"values = {kv_bytes / seconds / 1e9:.1f} GB/s (fusion_branch: SDPA, enable_gqa)")
     print(f"the same as two matmuls over keys stored transposed: {1000 * other:.2f} ms = "

@@ -10,9 +10,8 @@ positions, 126 encoder tokens). Prints the median time of each after two warm-up
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
+import common
 import torch
 import torch.nn.functional as F
 
@@ -55,17 +54,12 @@ def main() -> None:
     for name, fn in layouts.items():
         torch.testing.assert_close(fn(q, k, v), reference, rtol=1e-5, atol=1e-5, msg=name)
     grad = torch.randn(b, q_len, h, d)
-    times: dict[str, list[float]] = {name: [] for name in layouts}
-    for _ in range(args.repeats + 2):
-        for name, fn in layouts.items():  # round-robin, so load drift hits every layout alike
-            q, k, v = inputs()
-            start = time.perf_counter()
-            (fn(q, k, v) * grad).sum().backward()
-            times[name].append(time.perf_counter() - start)
-    print(f"B={b} H={h} H_kv={hkv} queries={q_len} encoder tokens={t} d={d}, {torch.get_num_threads()} threads")
-    for name, values in times.items():
-        print(f"{name:24s} {1000 * statistics.median(values[2:]):7.1f} ms forward + backward")
-
+    calls = {name: (lambda q, k, v, fn=fn: (fn(q, k, v) * grad).sum().backward()) for name, fn in layouts.items()}
+    # round-robin, so load drift hits every layout alike; fresh inputs (untimed) before every call
+    seconds = common.in_turn(calls, args.repeats, warmup=2, setup=inputs).seconds
+    print(f"B={b} H={h} H_kv={hkv} queries={q_len} encoder tokens={t} d={d}, {common.machine()}")
+    for name, value in seconds.items():
+        print(f"{name:24s} {1000 * value:7.1f} ms forward + backward")
 
 if __name__ == "__main__":
     main()

@@ -1,6 +1,6 @@
 """MindMerger against LayAlign, operator by operator: where LayAlign's extra time goes.
 
-Both systems are built in one process (as benchmarks/speed.py's round-robin does) and run three warm-up steps in
+Both systems are built in one process (as benchmarks/speed.py does) and run three warm-up steps in
 turn, then one step each counted with getrusage (minor page faults), then one profiled step each; the table lists
 the operators (by name and input shapes) whose self time differs most between the two.
 
@@ -12,13 +12,9 @@ from __future__ import annotations
 
 import argparse
 import gc
-import sys
-from pathlib import Path
 
+import common
 from torch.profiler import ProfilerActivity, profile
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import speed  # noqa: E402  (the sibling benchmark module: same systems and inputs)
 
 
 def main() -> None:
@@ -29,16 +25,12 @@ def main() -> None:
     parser.add_argument("--malloc", default="kept", choices=["kept", "default"])
     parser.add_argument("--rows", type=int, default=30)
     args = parser.parse_args()
-    print(f"allocator: {speed.set_up_allocator(args.malloc)}")
-    systems = ("mindmerger", "layalign")
-    runs = {s: (speed.train_run(s, "default", args.batch, "float32", "cpu") if args.mode == "train" else
-                speed.decode_run(s, "default", args.batch, args.new_tokens, "float32", "cpu", "dynamic"))
-            for s in systems}
-    for _ in range(3):  # warm-up, in turn
-        for run in runs.values():
-            run()
+    print(f"allocator: {common.set_up_allocator(args.malloc)}")
+    runs = {s: common.run_for(args.mode, s, "default", args.batch, "float32", "cpu", args.new_tokens)
+            for s in ("mindmerger", "layalign")}
+    common.warm_up(runs, 3)
     for system, run in runs.items():  # before any profiling: the profiler's own records take heap memory
-        print(f"{system}: {speed.minor_faults(run)} minor page faults per step")
+        print(f"{system}: {common.minor_faults(run)} minor page faults per step")
     profiles = {}
     for system, run in runs.items():
         with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:

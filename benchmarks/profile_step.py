@@ -10,21 +10,17 @@ seen there can be traced to operators here.
 from __future__ import annotations
 
 import argparse
-import sys
 import time
-from pathlib import Path
 
+import common
 from torch.profiler import ProfilerActivity, profile
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import speed  # noqa: E402  (the sibling benchmark module: same systems and inputs)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--system", choices=["llm", "mindmerger", "layalign"], default="layalign")
+    parser.add_argument("--system", choices=common.SYSTEMS, default="layalign")
     parser.add_argument("--mode", choices=["train", "decode"], default="train")
-    parser.add_argument("--pair", default="default", choices=list(speed.SHAPES) + ["default"])
+    parser.add_argument("--pair", default="default", choices=common.PAIRS)
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--new-tokens", type=int, default=32)
     parser.add_argument("--device", default="cpu")
@@ -36,16 +32,12 @@ def main() -> None:
     args = parser.parse_args()
 
     if args.device == "cpu":
-        print(f"allocator: {speed.set_up_allocator(args.malloc)}")
-    if args.mode == "train":
-        run = speed.train_run(args.system, args.pair, args.batch, args.dtype, args.device)
-    else:
-        run = speed.decode_run(args.system, args.pair, args.batch, args.new_tokens, args.dtype, args.device,
-                               args.cache)
-    for _ in range(3):  # warm-up: the allocator's heap reaches its steady state within a few steps
-        run()
+        print(f"allocator: {common.set_up_allocator(args.malloc)}")
+    run = common.run_for(args.mode, args.system, args.pair, args.batch, args.dtype, args.device, args.new_tokens,
+                         args.cache)
+    common.warm_up({args.system: run}, 3)  # the allocator's heap reaches its steady state within a few steps
     start = time.perf_counter()
-    faults = speed.minor_faults(run)
+    faults = common.minor_faults(run)
     print(f"{args.system} {args.mode}, batch {args.batch}: {time.perf_counter() - start:.3f} s unprofiled, "
           f"{faults} minor page faults (memory the kernel had to hand out afresh)\n")
     with profile(activities=[ProfilerActivity.CPU], record_shapes=args.shapes) as prof:
