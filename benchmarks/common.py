@@ -44,12 +44,8 @@ PAIRS = ("default", *SHAPES)
 def questions(n: int) -> tuple[list[str], list[str]]:
     """(sources, math prompts) of n real MGSM questions (Swahili, Chinese, German, ... in turn, 8 of each) when the
     shared data is there, else synthetic English ones."""
+    from layalign.data import read_mgsm
     from layalign.data.prompts import math_prompt
-
-    try:
-        from layalign.data import read_mgsm
-    except ImportError:  # until layalign.data re-exports it
-        from layalign.data.readers import read_mgsm
 
     found = read_mgsm(MGSM, limit=8) if MGSM.is_dir() else {}
     rows = [(e.source, e.prompt) for lang in MGSM_LANGS for e in found.get(lang, [])]
