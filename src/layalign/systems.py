@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 
 import torch
@@ -104,13 +105,13 @@ def choice_logprobs(llm, prefix: dict[str, torch.Tensor], choices: list[list[int
         choice_mask[j, : len(tokens)] = 1
     rest = None
     if width > 1:  # row i * n + j: choice j after prompt i
-        cache = out.past_key_values
+        cache = out.cache if hasattr(out, "cache") else out.past_key_values  # renamed in transformers 5.x
         cache.batch_repeat_interleave(n)
         start = mask.sum(dim=1).repeat_interleave(n)[:, None]  # the next position after each prompt
         logits = llm(input_ids=ids.repeat(batch, 1), attention_mask=torch.cat(
             [mask.repeat_interleave(n, dim=0), choice_mask.repeat(batch, 1)], dim=1),
-            position_ids=start + torch.arange(width, device=mask.device), past_key_values=cache,
-            use_cache=True).logits
+            position_ids=start + torch.arange(width, device=mask.device), use_cache=True,
+            **{_cache_argument(llm): cache}).logits
         rest = torch.log_softmax(logits.float(), dim=-1)
     scores = []
     for i in range(batch):
@@ -122,6 +123,12 @@ def choice_logprobs(llm, prefix: dict[str, torch.Tensor], choices: list[list[int
             row.append(float(total))
         scores.append(row)
     return scores
+
+
+def _cache_argument(llm) -> str:
+    """The forward's name for the key/value cache: `cache` from the transformers release that deprecated
+    `past_key_values` (removed in 5.40), `past_key_values` before it."""
+    return "cache" if "cache" in inspect.signature(llm.forward).parameters else "past_key_values"
 
 
 def load_system(model: str, device: str | None = None, dtype: str | None = None):
