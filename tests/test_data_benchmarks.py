@@ -1,21 +1,23 @@
-"""read_benchmark: the default shared paths and its errors."""
+"""Reading a benchmark through the registry (formerly `layalign.data.read_benchmark`): the default shared paths
+and the errors."""
 
 from __future__ import annotations
 
 import pytest
 
 from data_helpers import DATA, REPO, needs_data
-from layalign.data import (
-    DEFAULT_PATHS,
-    read_benchmark,
-)
 from layalign.data.examples import EvalExample
+from layalign.tasks import get_task
+
+
+def read_benchmark(benchmark, path=None, langs=None, limit=None):
+    return get_task(benchmark).read(path, langs=langs, limit=limit)
 
 
 @needs_data
 def test_read_benchmark_defaults(monkeypatch):
-    monkeypatch.chdir(REPO)  # DEFAULT_PATHS are relative to the repository root
-    assert DEFAULT_PATHS["mgsm"] == "../shared/data/mgsm"
+    monkeypatch.chdir(REPO)  # default paths are relative to the repository root
+    assert get_task("mgsm").data_path == "../shared/data/mgsm"
     data = read_benchmark("mgsm", langs=["te", "en"], limit=4)
     assert list(data) == ["te", "en"] and all(len(v) == 4 for v in data.values())
     assert all(isinstance(e, EvalExample) for v in data.values() for e in v)

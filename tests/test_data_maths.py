@@ -9,7 +9,6 @@ import pytest
 
 from data_helpers import DATA, jsonl, needs_data, write
 from layalign.data import (
-    LANGS,
     canonical_number,
     read_gsm8k_english,
     read_metamath_json,
@@ -20,6 +19,7 @@ from layalign.data import (
 )
 from layalign.data.examples import TrainExample
 from layalign.data.prompts import format_prompt
+from layalign.tasks import get_task
 
 
 def test_canonical_number_and_gsm8k_rendering():
@@ -34,8 +34,8 @@ def test_canonical_number_and_gsm8k_rendering():
 @needs_data
 def test_mgsm_real():
     data = read_mgsm(DATA / "mgsm")
-    assert list(data) == list(LANGS["mgsm"])
-    assert {lang: len(v) for lang, v in data.items()} == dict.fromkeys(LANGS["mgsm"], 250)
+    assert list(data) == list(get_task("mgsm").languages)
+    assert {lang: len(v) for lang, v in data.items()} == dict.fromkeys(get_task("mgsm").languages, 250)
     first = data["en"][0]
     assert first.gold == "18" and first.source.startswith("Janet’s ducks") and first.prompt.endswith("step by step.")
     assert "2125" in {e.gold for e in data["en"]}  # the file writes 2,125
@@ -47,7 +47,7 @@ def test_mgsm_real():
 @needs_data
 def test_msvamp_sample_real():
     data = read_msvamp(DATA / "msvamp_sample")
-    assert {lang: len(v) for lang, v in data.items()} == dict.fromkeys(LANGS["msvamp"], 20)
+    assert {lang: len(v) for lang, v in data.items()} == dict.fromkeys(get_task("msvamp").languages, 20)
     assert data["sw"][0].gold == "8" and data["sw"][0].source.startswith("Julia alicheza")
     assert data["sw"][0].meta["query"].startswith("julia played tag")
 

@@ -9,7 +9,6 @@ import pytest
 
 from data_helpers import DATA, jsonl, needs_data, write
 from layalign.data import (
-    LANGS,
     read_authors_bilingual,
     read_parallel_files,
     read_parallel_jsonl,
@@ -18,13 +17,15 @@ from layalign.data import (
     read_translation_eval,
 )
 from layalign.data.examples import TrainExample
+from layalign.tasks import get_task
 
 
 @needs_data
 def test_parallel_real():
     tatoeba = read_shared_parallel(DATA / "parallel", split="train")
     counts = Counter(e.lang for e in tatoeba)
-    expected = dict.fromkeys(LANGS["translation"], 1000) | {"sw": 390 + 9000, "te": 234, "th": 548, "fr": 1000 + 9000}
+    expected = dict.fromkeys(get_task("translation").languages, 1000) | {"sw": 390 + 9000, "te": 234, "th": 548,
+                                                                          "fr": 1000 + 9000}
     assert counts == expected
     assert all(e.prompt is None and e.source and e.target for e in tatoeba)
     ntrex = read_shared_parallel(DATA / "parallel", langs=["swa", "zho-CN"], split="test")
@@ -43,7 +44,7 @@ def test_translation_eval_real():
     assert data["sw"][0].gold == "Welsh AMs worried about 'looking like muppets'"
     assert data["sw"][0].prompt is None and data["sw"][0].meta == {"corpus": "ntrex"}
     assert {lang: len(v) for lang, v in read_translation_eval(DATA / "parallel").items()} == dict.fromkeys(
-        LANGS["translation"], 1997)
+        get_task("translation").languages, 1997)
 
 
 def test_parallel_tsv_and_jsonl(tmp_path):

@@ -6,16 +6,16 @@ from collections import Counter
 
 from data_helpers import DATA, jsonl, needs_data, write
 from layalign.data import (
-    LANGS,
     read_xnli_eval,
     read_xnli_train_jsonl,
 )
+from layalign.tasks import get_task
 
 
 @needs_data
 def test_xnli_dev_real():
     data = read_xnli_eval(DATA / "xnli")
-    assert {lang: len(v) for lang, v in data.items()} == dict.fromkeys(LANGS["xnli"], 2490)
+    assert {lang: len(v) for lang, v in data.items()} == dict.fromkeys(get_task("xnli").languages, 2490)
     assert Counter(e.gold for e in data["sw"]) == dict.fromkeys(("entailment", "neutral", "contradiction"), 830)
     example = data["en"][0]
     assert example.source == example.prompt == ("Premise: And he said, Mama, I'm home.\nHypothesis: He called his mom "

@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from layalign.data import read_benchmark
 from layalign.evaluation import evaluate
 from layalign.systems import LayAlignSystem, LLMOnlySystem
+from layalign.tasks import get_task
 from layalign.testing import byte_tokenizer, randomize_adapters, tiny_model
 
 SHARED = Path(__file__).parents[1] / ".." / "shared" / "data"
@@ -20,7 +20,7 @@ def test_evaluation_on_tiny_models_writes_everything_and_the_table_matches(tmp_p
     model = tiny_model()
     randomize_adapters(model, scale=0.3)
     path = SHARED / ("mgsm" if bench == "mgsm" else "xnli/dev")
-    examples = read_benchmark(bench, path=str(path), langs=["sw", "de", "zh"], limit=3)
+    examples = get_task(bench).read(str(path), langs=["sw", "de", "zh"], limit=3)
     for system, name in ((LayAlignSystem(model, name="LayAlign (tiny)"), "layalign"),
                          (LLMOnlySystem(model.llm, byte_tokenizer(), name="LLM only (tiny)"), "llm")):
         out = tmp_path / name

@@ -57,14 +57,11 @@ def test_every_default_path_reads_or_fails_clearly(name, monkeypatch):
         assert all(isinstance(e, EvalExample) and e.lang == lang for e in examples[lang])
 
 
-def test_the_registry_agrees_with_the_data_package_tables():
-    # while layalign.data still keeps its own tables of languages and paths, they must not drift apart
-    for table, field in (("LANGS", "languages"), ("LOW_RESOURCE", "low_resource"), ("DEFAULT_PATHS", "data_path")):
-        values = getattr(layalign.data, table, None)
-        if values is None:
-            continue
-        assert {name: getattr(task, field) for name, task in TASKS.items() if getattr(task, field) is not None} \
-            == dict(values), table
+def test_the_registry_is_the_one_place_for_benchmark_facts():
+    # layalign.data once kept its own tables of languages and paths beside the registry; they must not come back
+    for name in ("LANGS", "LOW_RESOURCE", "DEFAULT_PATHS", "default_path", "read_benchmark"):
+        assert not hasattr(layalign.data, name), name
+    assert not hasattr(layalign.data.numbers, "parse_number")
 
 
 def test_unknown_names_and_bad_entries_fail_clearly():

@@ -4,14 +4,16 @@ Modules, one per concept:
 
 - `examples`: TrainExample and EvalExample, the record types every reader returns.
 - `prompts`: the prompt templates (math, X-CSQA, XNLI, translation) and XNLI label words.
-- `languages`: ISO 639-1 codes (`normalize_lang`), each benchmark's languages and low-resource set.
+- `languages`: ISO 639-1 codes (`normalize_lang`).
 - `io`: DataFormatError (file:line), checked line / JSONL / JSON-array / TSV reading, text cleaning, `split_dev`.
 - `numbers`: gold numbers (`canonical_number`) and numbers in model output (`last_number`, `format_number`).
-- `layout`: the shared copies' default paths and finding one file per language.
+- `layout`: finding one file per language, in the benchmark's order.
 - `parallel`: translation pairs for training and the translation test set.
 - `maths`: GSM8K, QAlign math, MetaMathQA (training); MGSM, MSVAMP (benchmarks).
 - `xnli`, `xcsqa`: their training and evaluation readers.
-- `benchmarks`: `read_benchmark`, one entry point for every benchmark.
+
+Every fact about a benchmark (its reader, languages, low-resource set, default data) is in the registry,
+`layalign.tasks`: `get_task(name).read(...)` reads one.
 
 Roles (see examples.py): `source` is what the multilingual encoder reads, `prompt` the LLM prompt (None in the
 translation stage and for LangBridge), `target`/`gold` the English answer.
@@ -21,11 +23,9 @@ translation stage and for LangBridge), `target`/`gold` the English answer.
 - X-CSQA / XNLI: source = prompt = the whole formatted prompt in language X; target = choice letter / label word.
 """
 
-from layalign.data.benchmarks import read_benchmark
 from layalign.data.examples import EvalExample, TrainExample
 from layalign.data.io import DataFormatError, split_dev
-from layalign.data.languages import LANGS, LOW_RESOURCE, normalize_lang
-from layalign.data.layout import DEFAULT_PATHS, default_path
+from layalign.data.languages import normalize_lang
 from layalign.data.maths import (
     read_gsm8k_english,
     read_metamath_json,
@@ -50,9 +50,6 @@ from layalign.data.xcsqa import read_xcsqa_eval, read_xcsqa_jsonl
 from layalign.data.xnli import read_xnli_eval, read_xnli_train_jsonl
 
 __all__ = [
-    "DEFAULT_PATHS",
-    "LANGS",
-    "LOW_RESOURCE",
     "SHARED_PARALLEL_SPLITS",
     "TEMPLATES",
     "XNLI_LABELS",
@@ -60,11 +57,9 @@ __all__ = [
     "EvalExample",
     "TrainExample",
     "canonical_number",
-    "default_path",
     "format_prompt",
     "normalize_lang",
     "read_authors_bilingual",
-    "read_benchmark",
     "read_gsm8k_english",
     "read_metamath_json",
     "read_mgsm",

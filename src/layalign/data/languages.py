@@ -1,8 +1,7 @@
-"""Language codes and the per-benchmark language tables.
+"""Language codes.
 
 Languages are ISO 639-1 codes everywhere: `normalize_lang` maps Tatoeba/NTREX/FLORES codes and English names to
-them. `LANGS` lists each benchmark's languages in the papers' column order, `LOW_RESOURCE` the subset averaged
-separately.
+them. Each benchmark's languages and low-resource set are in the registry (`layalign.tasks`).
 """
 
 from __future__ import annotations
@@ -60,24 +59,3 @@ def _is_known_lang(name: str) -> bool:
     except ValueError:
         return False
     return True
-
-
-# Languages per benchmark, in the column order of the papers' tables (MindMerger / LayAlign).
-LANGS: dict[str, tuple[str, ...]] = {
-    "mgsm": ("te", "bn", "th", "sw", "ja", "zh", "de", "fr", "ru", "es", "en"),
-    "msvamp": ("bn", "th", "sw", "ja", "zh", "de", "fr", "ru", "es", "en"),
-    "xcsqa": ("sw", "ur", "hi", "ar", "vi", "ja", "pl", "zh", "nl", "ru", "it", "de", "pt", "fr", "es", "en"),
-    "xnli": ("sw", "ur", "hi", "th", "ar", "tr", "el", "vi", "zh", "ru", "bg", "de", "fr", "es", "en"),
-    # the 21 NTREX-128 / Tatoeba languages of ../shared/data/parallel
-    "translation": ("bn", "th", "sw", "te", "ja", "zh", "de", "fr", "ru", "es", "ar", "bg", "el", "hi", "it", "nl",
-                    "pl", "pt", "tr", "ur", "vi"),
-}
-# Low-resource averages: MGSM as the paper (bn th sw te); MSVAMP has no Telugu; X-CSQA and XNLI follow MindMerger,
-# whose tables lead with the low-resource group sw ur hi. Translation uses the math set.
-LOW_RESOURCE: dict[str, tuple[str, ...]] = {
-    "mgsm": ("bn", "th", "sw", "te"),
-    "msvamp": ("bn", "th", "sw"),
-    "xcsqa": ("sw", "ur", "hi"),
-    "xnli": ("sw", "ur", "hi"),
-    "translation": ("bn", "th", "sw", "te"),
-}

@@ -1,5 +1,6 @@
-"""Where benchmark files are: the shared copies (`DEFAULT_PATHS`, `default_path`) and finding one file per language
-in a folder (or a single file named after its language), in the benchmark's language order."""
+"""Finding a benchmark's file per language in a folder (or a single file named after its language), in the
+benchmark's language order. The shared copies' default paths and the language order are facts of the benchmark
+registry (`layalign.tasks`)."""
 
 from __future__ import annotations
 
@@ -8,36 +9,14 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from layalign.data.io import PathLike, _require_dir
-from layalign.data.languages import LANGS, _is_known_lang, normalize_lang
-
-# Relative to the current directory (the repository root). X-CSQA has no shared copy; MSVAMP's full test sets are
-# held back from this copy (msvamp_sample/ holds 20 rows per language for testing the reader).
-DEFAULT_PATHS: dict[str, str] = {
-    "mgsm": "../shared/data/mgsm",
-    "msvamp": "../shared/data/msvamp",
-    "xnli": "../shared/data/xnli",
-    "translation": "../shared/data/parallel",
-}
-
-
-def default_path(benchmark: str) -> Path:
-    """The shared copy of a benchmark (relative to the current directory), or a clear error where there is none."""
-    if benchmark == "xcsqa":
-        raise ValueError("X-CSQA has no copy in ../shared/data (X-CSR is distributed only through Google Drive); "
-                         "pass --data with the X-CSQA folder (xx/dev.jsonl per language) or a dev-xx.jsonl file")
-    path = Path(DEFAULT_PATHS[benchmark])
-    if not path.exists():
-        hint = ""
-        if benchmark == "msvamp" and path.with_name("msvamp_sample").is_dir():
-            hint = (f"; the full test sets are held back from this copy, {path.with_name('msvamp_sample')} holds the "
-                    "first 20 rows per language (for testing only)")
-        raise FileNotFoundError(f"default {benchmark} data {path} not found (relative to {Path.cwd()}){hint}; "
-                                "pass --data")
-    return path
+from layalign.data.languages import _is_known_lang, normalize_lang
 
 
 def _order(langs: Sequence[str], benchmark: str) -> list[str]:
-    canon = LANGS.get(benchmark, ())
+    """`langs` in the registry's column order for `benchmark`, unknown ones sorted after."""
+    from layalign.tasks import TASKS  # at call time: the registry imports the readers of this package
+
+    canon = TASKS[benchmark].languages if benchmark in TASKS else ()
     return [c for c in canon if c in langs] + sorted(c for c in langs if c not in canon)
 
 

@@ -1,5 +1,5 @@
 """Numbers, in one place: gold numbers read from the data files (`canonical_number`) and numbers found in a
-model's free text (`normalise_digits`, `last_number`, `parse_number`, `format_number`, used for answer scoring).
+model's free text (`normalise_digits`, `last_number`, `format_number`, used for answer scoring).
 
 Two regexes on purpose, because they answer different questions:
 
@@ -68,11 +68,6 @@ def last_number(text: str) -> float | None:
         number = float(match.group("num").replace(",", ""))
         value = -number if negative else number
     return value
-
-
-def parse_number(text: str) -> float | None:
-    """A gold or extracted answer as a float ("70000", "8.0", "1,000", "-3"); None if it holds no number."""
-    return last_number(text)
 
 
 def format_number(value: float) -> str:

@@ -11,7 +11,7 @@ from pathlib import Path
 from layalign.data.examples import EvalExample, TrainExample
 from layalign.data.io import PathLike, _get, _json_records, _plain_lines, _require_dir, _take, _text, _tsv_rows
 from layalign.data.languages import _is_known_lang, normalize_lang
-from layalign.data.layout import DEFAULT_PATHS, _select
+from layalign.data.layout import _select
 
 
 def read_parallel_files(src_path: PathLike, en_path: PathLike, lang: str, limit: int | None = None
@@ -146,8 +146,13 @@ def read_translation_eval(path: PathLike | None = None, langs: Sequence[str] | N
                           corpus: str = "ntrex") -> dict[str, list[EvalExample]]:
     """X -> English sentence pairs for chrF/BLEU from the shared parallel folder (NTREX-128 by default: held out from
     training by read_shared_parallel's "train" split). source = X sentence, gold = English sentence, prompt = None
-    (format a bare LLM's prompt with prompts.format_prompt("translation", ...))."""
-    base = DEFAULT_PATHS["translation"] if path is None else path
+    (format a bare LLM's prompt with prompts.format_prompt("translation", ...)). `path` defaults to the registry's
+    shared copy."""
+    if path is None:
+        from layalign.tasks import get_task  # at call time: the registry imports this module
+
+        path = get_task("translation").default_data()
+    base = path
     files = shared_parallel_files(base, corpus)
     out = {}
     for lang, (src, en) in _select(files, langs, "translation", base):
