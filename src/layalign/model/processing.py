@@ -2,21 +2,81 @@
 
 The encoder tokenizer reads the source; the LLM tokenizer reads the prompt and the target (no special tokens: the
 model adds bos, and the processor appends eos to every target). Over-long texts are truncated with one warning per
-call: sources and targets keep their beginning, prompts keep their end (where the template's answer cue is).
+call: sources and targets keep their beginning, prompts keep their end (where the template's answer cue is). Every
+call also records which of each example's texts were cut (`last_truncated`), so evaluation can count truncated
+inputs per language instead of relying on warnings.
+
+Encoders whose tokenizer carries a source-language tag (NLLB, M2M100: `src_lang`) read every source with its own
+language's tag when the caller passes `langs`, as the authors' releases do; `encoder_lang_code` maps our ISO 639-1
+codes to the tokenizer's codes.
 """
 
 from __future__ import annotations
 
+import re
 import warnings
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import asdict, dataclass
 
 import torch
 
+# ISO 639-1 -> NLLB-200 (FLORES-200) code, for every language a benchmark or the parallel data uses; M2M100 takes the
+# ISO code itself
+NLLB_CODES = {
+    "ar": "arb_Arab", "bg": "bul_Cyrl", "bn": "ben_Beng", "de": "deu_Latn", "el": "ell_Grek", "en": "eng_Latn",
+    "es": "spa_Latn", "fr": "fra_Latn", "hi": "hin_Deva", "it": "ita_Latn", "ja": "jpn_Jpan", "nl": "nld_Latn",
+    "pl": "pol_Latn", "pt": "por_Latn", "ru": "rus_Cyrl", "sw": "swh_Latn", "te": "tel_Telu", "th": "tha_Thai",
+    "tr": "tur_Latn", "ur": "urd_Arab", "vi": "vie_Latn", "zh": "zho_Hans",
+}
+_NLLB_STYLE = re.compile(r"[a-z]{3}_[A-Z][a-z]{3}")
+
+
+class TruncationWarning(UserWarning):
+    """Texts were cut to the processor's limits (a category of its own, so that a caller counting truncation per
+    example can silence just these)."""
+
+
+@dataclass(frozen=True)
+class InputLengths:
+    """The token limits of a processor: encoder source, LLM prompt, LLM target (eos included). A trained model
+    records the ones it was trained with (`LayAlignConfig.extra["lengths"]`), and evaluation reuses them."""
+
+    max_source_length: int = 200
+    max_prompt_length: int = 512
+    max_target_length: int = 512
+
+    def as_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict | None) -> InputLengths:
+        """The lengths in `values` (a config's record; unknown keys ignored), the defaults for the rest."""
+        known = {k: int(v) for k, v in (values or {}).items() if k in cls.__dataclass_fields__ and v is not None}
+        return cls(**known)
+
+
+DEFAULT_LENGTHS = InputLengths()
+
+
+def encoder_lang_code(tokenizer, lang: str) -> str | None:
+    """The tokenizer's source-language code for ISO code `lang` ("sw" -> "swh_Latn" for NLLB, "sw" for M2M100), or
+    None for an encoder without language tags. The code style is read from the tokenizer's current `src_lang`
+    (NLLB's "eng_Latn" vs M2M100's "en"); an unmapped language is a ValueError (a wrong tag would be silent)."""
+    current = getattr(tokenizer, "src_lang", None)
+    if current is None:
+        return None
+    if _NLLB_STYLE.fullmatch(current):
+        if lang not in NLLB_CODES:
+            raise ValueError(f"no NLLB language code for {lang!r}; known: {', '.join(sorted(NLLB_CODES))}")
+        return NLLB_CODES[lang]
+    return lang
+
 
 class LayAlignProcessor:
-    def __init__(self, encoder_tokenizer, llm_tokenizer, max_source_length: int = 200,
-                 max_prompt_length: int = 512, max_target_length: int = 512):
+    def __init__(self, encoder_tokenizer, llm_tokenizer, max_source_length: int = DEFAULT_LENGTHS.max_source_length,
+                 max_prompt_length: int = DEFAULT_LENGTHS.max_prompt_length,
+                 max_target_length: int = DEFAULT_LENGTHS.max_target_length):
         if encoder_tokenizer is None or llm_tokenizer is None:
             raise ValueError("LayAlignProcessor needs both the encoder's and the LLM's tokenizer")
         self.encoder_tokenizer = encoder_tokenizer
@@ -28,6 +88,8 @@ class LayAlignProcessor:
         # texts cut so far, per kind; a trainer turns the per-call warnings off and reports these totals instead
         self.truncated: Counter[str] = Counter()
         self.warn_truncation = True
+        # per example of the latest call: the kinds of text cut ("source", "prompt", "target"), [] when none was
+        self.last_truncated: list[list[str]] = []
         if self.eos_token_id is None:
             raise ValueError("the LLM tokenizer has no eos token; targets could never end")
 
@@ -35,11 +97,20 @@ class LayAlignProcessor:
     def from_model(cls, model, **lengths) -> LayAlignProcessor:
         return cls(model.encoder_tokenizer, model.llm_tokenizer, **lengths)
 
+    @property
+    def lengths(self) -> InputLengths:
+        return InputLengths(self.max_source_length, self.max_prompt_length, self.max_target_length)
+
     def __call__(self, sources: Sequence[str], prompts: Sequence[str | None] | None = None,
-                 targets: Sequence[str] | None = None) -> dict[str, torch.Tensor]:
+                 targets: Sequence[str] | None = None, langs: Sequence[str] | None = None) -> dict[str, torch.Tensor]:
+        """The model's tensors for a batch. `langs` (ISO codes, one per source) set the encoder's source-language
+        tag per example where its tokenizer has one (NLLB, M2M100); without `langs` such an encoder keeps its
+        tokenizer's current tag, and encoders without tags ignore `langs`."""
         _check_texts("source", sources)
-        # the encoder's own special tokens (<s> ... </s>, or T5's </s>) are part of how it was trained
-        source_ids = [self.encoder_tokenizer(text)["input_ids"] for text in sources]
+        if langs is not None and len(langs) != len(sources):
+            raise ValueError(f"{len(langs)} languages for {len(sources)} sources")
+        self.last_truncated = [[] for _ in sources]
+        source_ids = self._source_ids(sources, langs)
         source_ids = self._truncate(source_ids, self.max_source_length, "source", keep="start",
                                     tail=self._encoder_tail())
         batch = _pad(source_ids, "encoder_input_ids", "encoder_attention_mask", self._encoder_pad())
@@ -58,6 +129,25 @@ class LayAlignProcessor:
             batch |= _pad(target_ids, "labels", "labels_attention_mask", 0)
         return batch
 
+    def _source_ids(self, sources: Sequence[str], langs: Sequence[str] | None) -> list[list[int]]:
+        # the encoder's own special tokens (<s> ... </s>, T5's </s>, NLLB's language tag) are part of how it was
+        # trained
+        tokenizer = self.encoder_tokenizer
+        codes = [encoder_lang_code(tokenizer, lang) for lang in langs] if langs is not None else None
+        if not codes or codes[0] is None:
+            return [tokenizer(text)["input_ids"] for text in sources]
+        default = tokenizer.src_lang
+        try:  # the tag is tokenizer state: set per example, then restored for other users of the tokenizer
+            ids = []
+            for text, code in zip(sources, codes, strict=True):
+                tokenizer.src_lang = code
+                ids.append(tokenizer(text)["input_ids"])
+        except KeyError:  # M2M100 has no code for some languages (Telugu)
+            raise ValueError(f"the encoder's tokenizer has no language code {code!r}") from None
+        finally:
+            tokenizer.src_lang = default
+        return ids
+
     def decode(self, token_ids: torch.Tensor) -> list[str]:
         return [text.strip() for text in self.llm_tokenizer.batch_decode(token_ids, skip_special_tokens=True)]
 
@@ -74,13 +164,16 @@ class LayAlignProcessor:
 
     def _truncate(self, ids: list[list[int]], limit: int, what: str, keep: str,
                   tail: list[int] | None = None) -> list[list[int]]:
-        cut = sum(len(x) > limit for x in ids)
-        if not cut:
+        over = [i for i, x in enumerate(ids) if len(x) > limit]
+        if not over:
             return ids
+        cut = len(over)
+        for i in over:
+            self.last_truncated[i].append(what)
         self.truncated[what] += cut
         if self.warn_truncation:
             warnings.warn(f"{cut} of {len(ids)} {what} texts are longer than {limit} tokens and were truncated",
-                          stacklevel=3)
+                          TruncationWarning, stacklevel=3)
         if keep == "end":
             return [x[-limit:] for x in ids]
         tail = tail or []
