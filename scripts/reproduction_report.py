@@ -17,6 +17,7 @@ import statistics
 from pathlib import Path
 
 from layalign.evaluation import load_predictions, load_results
+from layalign.evaluation.report import protocol_of
 from layalign.tasks import get_task
 
 XNLI = get_task("xnli")  # the labels and the low-resource group come from the benchmark registry
@@ -57,10 +58,11 @@ def training_rows(run: Path) -> list[str]:
 
 
 def accuracy_summary(run: Path, folder: str = "eval") -> list[str]:
-    """Average accuracy per system, and seen / unseen-language averages (seen = the task stage's languages)."""
+    """Average accuracy per system, and seen / unseen-language averages (seen = the task stage's languages), with
+    each run's scoring protocol and truncated inputs ("–": not reported by runs from before they were counted)."""
     seen = {"en", "de", "es", "fr", "sw", "tr", "vi", "zh"}
     rows = [f"| system | avg (15) | seen in task training (8) | unseen (7) | low-resource "
-            f"({', '.join(XNLI.low_resource)}) |", "|---|---:|---:|---:|---:|"]
+            f"({', '.join(XNLI.low_resource)}) | protocol | truncated inputs |", "|---|---:|---:|---:|---:|---|---:|"]
     for name, label in SYSTEMS:
         if not (run / folder / name / "results.json").is_file():
             continue
@@ -70,7 +72,8 @@ def accuracy_summary(run: Path, folder: str = "eval") -> list[str]:
         low = [acc[lang] for lang in XNLI.low_resource if lang in acc]
         rows.append(f"| {label} | {statistics.mean(acc.values()):.1f} | "
                     f"{statistics.mean(acc[lang] for lang in acc if lang in seen):.1f} | "
-                    f"{statistics.mean(unseen):.1f} | {statistics.mean(low):.1f} |")
+                    f"{statistics.mean(unseen):.1f} | {statistics.mean(low):.1f} | {protocol_of(results)} | "
+                    f"{'–' if results.get('truncated') is None else results['truncated']} |")
     return rows
 
 

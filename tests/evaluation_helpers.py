@@ -21,13 +21,15 @@ class FakeSystem:
         self.calls = 0
         self.seen: list[str] = []
         self.fail_after_calls = fail_after_calls
+        self.langs: list[str] = []  # the languages evaluation passed, in order
 
-    def generate(self, sources, prompts, max_new_tokens):
+    def generate(self, sources, prompts, max_new_tokens, langs=None):
         if self.fail_after_calls is not None and self.calls >= self.fail_after_calls:
             raise KeyboardInterrupt  # as if the run were killed
         assert len(sources) == len(prompts)
         self.calls += 1
         self.seen += sources
+        self.langs += langs or []
         return [self.answer(s) for s in sources]
 
 

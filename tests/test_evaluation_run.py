@@ -174,7 +174,7 @@ def test_choice_scoring_picks_the_most_likely_allowed_answer(tmp_path):
     preferred = ["contradiction", "neutral", "entailment", "neutral", "contradiction"]
 
     class Scorer(FakeSystem):
-        def score_choices(self, sources, prompts, choices):
+        def score_choices(self, sources, prompts, choices, langs=None):
             assert len(sources) == len(prompts) and choices == ["entailment", "neutral", "contradiction"]
             return [[0.0 if c == preferred[int(s.split("#")[-1])] else -1.0 - len(c) for c in choices]
                     for s in sources]

@@ -1,5 +1,12 @@
 """Text in, text out: a trained LayAlign model, or the bare LLM, behind one `generate` for evaluation and the CLI;
-`answer` puts one question through a task's prompt template."""
+`answer` puts one question through a task's prompt template.
+
+Input lengths: a trained model directory records the lengths it was trained with (`LayAlignConfig.extra["lengths"]`,
+written when training saves), and `load_system` applies them; explicit `max_source_length` / `max_prompt_length`
+override them for every kind of system alike, the bare LLM's prompt included, so that the rows of one table read
+the same inputs. Every system exposes `lengths` (what it applies) and `last_truncated` (per example of its latest
+call, the inputs it cut), which evaluation records.
+"""
 
 from __future__ import annotations
 
@@ -8,13 +15,15 @@ from pathlib import Path
 
 import torch
 
+from layalign.data.languages import normalize_lang
 from layalign.data.prompts import format_prompt
 from layalign.model import fusion
 from layalign.model.config import CONFIG_NAME, LayAlignConfig
 from layalign.model.modeling import LayAlignModel
-from layalign.model.processing import LayAlignProcessor
+from layalign.model.processing import DEFAULT_LENGTHS, InputLengths, LayAlignProcessor
 
 LLM_ONLY_PREFIX = "llm:"
+LENGTHS_KEY = "lengths"  # LayAlignConfig.extra[LENGTHS_KEY]: the training lengths, as InputLengths.as_dict()
 
 
 class LayAlignSystem:
@@ -25,19 +34,32 @@ class LayAlignSystem:
         self.name = name
         self.processor = processor or LayAlignProcessor.from_model(model)
 
+    @property
+    def lengths(self) -> dict[str, int]:
+        """The input limits applied (the target limit plays no part in generation)."""
+        return {"max_source_length": self.processor.max_source_length,
+                "max_prompt_length": self.processor.max_prompt_length}
+
+    @property
+    def last_truncated(self) -> list[list[str]]:
+        return self.processor.last_truncated
+
     def generate(self, sources: list[str], prompts: list[str | None], max_new_tokens: int,
-                 **generation_kwargs) -> list[str]:
-        batch = self.processor(sources, prompts)
+                 langs: list[str] | None = None, **generation_kwargs) -> list[str]:
+        """Greedy answers. `langs` (ISO codes, one per source) give encoders with a source-language tag (NLLB,
+        M2M100) each example's own tag."""
+        batch = self.processor(sources, prompts, langs=langs)
         batch = {k: v.to(self.model.llm.device) for k, v in batch.items()}
         generation_kwargs.setdefault("do_sample", False)
         new_tokens = self.model.generate(**batch, max_new_tokens=max_new_tokens, **generation_kwargs)
         return self.processor.decode(new_tokens)
 
     @torch.no_grad()
-    def score_choices(self, sources: list[str], prompts: list[str | None], choices: list[str]) -> list[list[float]]:
+    def score_choices(self, sources: list[str], prompts: list[str | None], choices: list[str],
+                      langs: list[str] | None = None) -> list[list[float]]:
         """log P(choice | source, prompt) for every example and choice, summed over the choice's tokens (tokenized as
         a training target, without its eos): choice scoring for classification benchmarks."""
-        batch = {k: v.to(self.model.llm.device) for k, v in self.processor(sources, prompts).items()}
+        batch = {k: v.to(self.model.llm.device) for k, v in self.processor(sources, prompts, langs=langs).items()}
         inputs, state = self.model.prompt_inputs(**batch)
         prefix = {"inputs_embeds": inputs.embeds, "attention_mask": inputs.attention_mask,
                   "position_ids": inputs.position_ids}
@@ -47,19 +69,27 @@ class LayAlignSystem:
 
 class LLMOnlySystem:
     """The bare LLM reading the prompt (or, without one, the source) directly: the "LLM only" row of every table.
-    Its input is [bos] + prompt tokens, the same start LayAlign gives the LLM."""
+    Its input is [bos] + prompt tokens, the same start LayAlign gives the LLM, cut to `max_prompt_length` tokens
+    keeping the end as LayAlign's processor does (the default is the processor's, so that a fused model trained
+    with the default lengths and the bare LLM read the same prompt). It has no encoder: `langs` are ignored."""
 
-    def __init__(self, llm, tokenizer, name: str, max_prompt_length: int = 1024):
+    def __init__(self, llm, tokenizer, name: str, max_prompt_length: int = DEFAULT_LENGTHS.max_prompt_length):
         self.llm = llm.eval()
         self.tokenizer = tokenizer
         self.name = name
         self.max_prompt_length = max_prompt_length
+        self.last_truncated: list[list[str]] = []
+
+    @property
+    def lengths(self) -> dict[str, int | None]:
+        return {"max_source_length": None, "max_prompt_length": self.max_prompt_length}
 
     def _prompt_ids(self, sources: list[str], prompts: list[str | None]) -> list[list[int]]:
         texts = [prompt or source for source, prompt in zip(sources, prompts, strict=True)]
         bos = self.llm.config.bos_token_id
-        return [([bos] if bos is not None else []) + self.tokenizer(t, add_special_tokens=False)["input_ids"]
-                [-self.max_prompt_length:] for t in texts]
+        ids = [self.tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
+        self.last_truncated = [["prompt"] if len(x) > self.max_prompt_length else [] for x in ids]
+        return [([bos] if bos is not None else []) + x[-self.max_prompt_length:] for x in ids]
 
     def _left_padded(self, ids: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
         width = max(len(x) for x in ids)
@@ -69,7 +99,7 @@ class LLMOnlySystem:
         return input_ids, mask
 
     def generate(self, sources: list[str], prompts: list[str | None], max_new_tokens: int,
-                 **generation_kwargs) -> list[str]:
+                 langs: list[str] | None = None, **generation_kwargs) -> list[str]:
         input_ids, mask = self._left_padded(self._prompt_ids(sources, prompts))
         width, pad = input_ids.shape[1], _pad_token(self.llm, self.tokenizer)
         generation_kwargs.setdefault("do_sample", False)
@@ -79,7 +109,8 @@ class LLMOnlySystem:
         return [t.strip() for t in self.tokenizer.batch_decode(out[:, width:], skip_special_tokens=True)]
 
     @torch.no_grad()
-    def score_choices(self, sources: list[str], prompts: list[str | None], choices: list[str]) -> list[list[float]]:
+    def score_choices(self, sources: list[str], prompts: list[str | None], choices: list[str],
+                      langs: list[str] | None = None) -> list[list[float]]:
         """log P(choice | prompt) for every example and choice, summed over the choice's tokens."""
         input_ids, mask = self._left_padded(self._prompt_ids(sources, prompts))
         prefix = {"input_ids": input_ids, "attention_mask": mask,
@@ -131,34 +162,54 @@ def _cache_argument(llm) -> str:
     return "cache" if "cache" in inspect.signature(llm.forward).parameters else "past_key_values"
 
 
-def load_system(model: str, device: str | None = None, dtype: str | None = None):
+def load_system(model: str, device: str | None = None, dtype: str | None = None, *,
+                max_source_length: int | None = None, max_prompt_length: int | None = None):
     """`llm:REF` -> the bare LLM; a LayAlign directory -> the trained model; `ENCODER,LLM` -> an untrained LayAlign
-    pair (gates at zero: it answers as the bare LLM would, given the mapped encoder states)."""
+    pair (gates at zero: it answers as the bare LLM would, given the mapped encoder states).
+
+    Input lengths: a trained model uses the lengths recorded in its config (see `recorded_lengths`), the others the
+    processor's defaults; `max_source_length` / `max_prompt_length` override either, and the bare LLM's prompt limit
+    is `max_prompt_length` too."""
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    overrides = {k: v for k, v in (("max_source_length", max_source_length),
+                                   ("max_prompt_length", max_prompt_length)) if v is not None}
     if model.startswith(LLM_ONLY_PREFIX):
         from layalign.backbones.loading import load_llm
 
         ref = model[len(LLM_ONLY_PREFIX):]
         llm, tokenizer = load_llm(ref, dtype or "float32")
-        return LLMOnlySystem(llm.to(device), tokenizer, name=f"LLM only ({Path(ref).name})")
+        return LLMOnlySystem(llm.to(device), tokenizer, name=f"LLM only ({Path(ref).name})",
+                             max_prompt_length=max_prompt_length or DEFAULT_LENGTHS.max_prompt_length)
     if (Path(model) / CONFIG_NAME).is_file():
-        overrides = {"dtype": dtype} if dtype else {}
-        trained = LayAlignModel.from_pretrained(model, **overrides).to(device)
-        return LayAlignSystem(trained, name=_system_name(trained.config, Path(model).name))
+        trained = LayAlignModel.from_pretrained(model, **({"dtype": dtype} if dtype else {})).to(device)
+        return _with_lengths(trained, _system_name(trained.config, Path(model).name), overrides)
     if "," in model:
         encoder, llm = (part.strip() for part in model.split(",", 1))
         untrained = LayAlignModel(LayAlignConfig(encoder=encoder, llm=llm, dtype=dtype or "float32")).to(device)
-        return LayAlignSystem(untrained, name="LayAlign (untrained)")
+        return _with_lengths(untrained, "LayAlign (untrained)", overrides)
     raise ValueError(f"{model!r} is neither a LayAlign directory (no {CONFIG_NAME}), nor llm:REF, nor ENCODER,LLM")
 
 
-def answer(system: LayAlignSystem | LLMOnlySystem, question: str, task: str = "math", max_new_tokens: int = 128) -> str:
-    """The system's answer to one question. The encoder reads the question; the LLM prompt is the task's template
-    around it (task "none": the question alone)."""
+def recorded_lengths(config: LayAlignConfig) -> InputLengths:
+    """The lengths a model was trained with (`config.extra["lengths"]`), the processor's defaults where none is
+    recorded (models saved before training recorded them, untrained pairs)."""
+    return InputLengths.from_dict(config.extra.get(LENGTHS_KEY))
+
+
+def _with_lengths(model: LayAlignModel, name: str, overrides: dict[str, int]) -> LayAlignSystem:
+    lengths = recorded_lengths(model.config).as_dict() | overrides
+    return LayAlignSystem(model, name=name, processor=LayAlignProcessor.from_model(model, **lengths))
+
+
+def answer(system: LayAlignSystem | LLMOnlySystem, question: str, task: str = "math", max_new_tokens: int = 128,
+           lang: str | None = None) -> str:
+    """The system's answer to one question. The encoder reads the question (with `lang`'s source-language tag where
+    the encoder has tags); the LLM prompt is the task's template around it (task "none": the question alone)."""
     if not question.strip():
         raise ValueError("the question is empty")
     prompt = format_prompt(task, query=question)
-    return system.generate([question], [prompt], max_new_tokens=max_new_tokens)[0]
+    langs = [normalize_lang(lang)] if lang else None
+    return system.generate([question], [prompt], max_new_tokens=max_new_tokens, langs=langs)[0]
 
 
 def _system_name(config: LayAlignConfig, directory: str) -> str:

@@ -3,6 +3,10 @@ comparison of several runs (`layalign compare`; scripts/reproduction_report.py r
 
 A run's `results.json`, `results.md`, `results.csv` and chart are all recomputed from its predictions.jsonl by
 `layalign.evaluation.run.evaluate`; this module only lays out what `score_predictions` returned.
+
+Under the lines of every table: the scoring protocol, the input lengths and the inputs truncated per language. A
+comparison refuses runs scored under different protocols unless told to allow it, and then says so; under the paper
+protocol an MGSM table adds the authors' average without Telugu as a column.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from layalign.evaluation.scoring import metrics_of
+from layalign.evaluation.scoring import DEFAULT_PROTOCOL, metrics_of
 from layalign.tasks import get_task
 
 RESULTS_JSON = "results.json"
@@ -23,6 +27,7 @@ COMPARE_DEFAULT_OUT = "runs/compare"
 
 AVG = "Avg"
 LOW_AVG = "Low-resource avg"
+PAPER_AVG = "Avg w/o {}"  # the paper protocol's average without the excluded languages (MGSM: "Avg w/o te")
 
 METRIC_NAMES = {"accuracy": "accuracy", "chrf": "chrF", "bleu": "BLEU"}
 
@@ -42,28 +47,64 @@ def table_rows(results: dict, label: str | None = None) -> list[Row]:
     return rows
 
 
-def markdown_table(langs: list[str], rows: list[Row], low_resource: Iterable[str] = ()) -> str:
-    """Systems as rows, languages then Avg and Low-resource avg as columns; one decimal, "–" where missing.
+def paper_average_column(results: list[dict]) -> tuple[str, list[float | None]] | None:
+    """(column name, one value per row of `table_rows` over `results`) for the paper protocol's extra average, or
+    None when no run has one."""
+    names = {PAPER_AVG.format(", ".join(r["paper_average"]["excluded"])) for r in results if "paper_average" in r}
+    if not names:
+        return None
+    values = [r.get("paper_average", {}).get(m) for r in results for m in r["metrics"]]
+    return " / ".join(sorted(names)), values
+
+
+def markdown_table(langs: list[str], rows: list[Row], low_resource: Iterable[str] = (),
+                   extra: tuple[str, list[float | None]] | None = None) -> str:
+    """Systems as rows, languages then Avg and Low-resource avg as columns (and `extra`: a column name and one
+    value per row, e.g. the paper protocol's MGSM average without Telugu); one decimal, "–" where missing.
     Low-resource languages are marked with *."""
     low = set(low_resource)
     header = ["System", *[f"{lang}*" if lang in low else lang for lang in langs], AVG, LOW_AVG]
+    header += [extra[0]] if extra else []
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|"]
-    for label, _, values, avg, low_avg in rows:
+    for i, (label, _, values, avg, low_avg) in enumerate(rows):
         cells = [label, *[_fmt(values.get(lang)) for lang in langs], _fmt(avg), _fmt(low_avg)]
+        cells += [_fmt(extra[1][i])] if extra else []
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def protocol_of(results: dict) -> str:
+    """The scoring protocol of a run (runs from before protocols existed were lenient)."""
+    return results.get("protocol", DEFAULT_PROTOCOL)
+
+
+def truncation_note(results: dict) -> str:
+    """One line: the input lengths and how many inputs were cut per language ("" when the system reported
+    neither)."""
+    lengths, counts = results.get("lengths"), results.get("truncated")
+    if lengths is None and counts is None:
+        return ""
+    limits = ", ".join(f"{k.removeprefix('max_').removesuffix('_length')} {v}" for k, v in (lengths or {}).items()
+                       if v is not None)
+    note = f"input limits (tokens): {limits}" if limits else "input limits: not recorded"
+    if counts is None:
+        return note + "; truncation not reported"
+    cut = [f"{lang} {s['truncated']}/{s['n']}" for lang, s in results["per_language"].items()
+           if s.get("truncated")]
+    return note + ("; inputs truncated: " + ", ".join(cut) if cut else "; no input truncated")
 
 
 def _fmt(value: float | None) -> str:
     return "–" if value is None else f"{value:.1f}"
 
 
-def write_csv(path: Path, langs: list[str], rows: list[Row]) -> None:
+def write_csv(path: Path, langs: list[str], rows: list[Row],
+              extra: tuple[str, list[float | None]] | None = None) -> None:
     with open(path, "w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
-        writer.writerow(["system", "metric", *langs, "avg", "low_resource_avg"])
-        for label, metric, values, avg, low_avg in rows:
-            cells = [values.get(lang) for lang in langs] + [avg, low_avg]
+        writer.writerow(["system", "metric", *langs, "avg", "low_resource_avg", *([extra[0]] if extra else [])])
+        for i, (label, metric, values, avg, low_avg) in enumerate(rows):
+            cells = [values.get(lang) for lang in langs] + [avg, low_avg] + ([extra[1][i]] if extra else [])
             writer.writerow([label, metric, *["" if v is None else round(v, 2) for v in cells]])
 
 
@@ -106,7 +147,7 @@ def write_results(results: dict, out: Path) -> None:
     langs, rows = results["languages"], table_rows(results)
     (out / RESULTS_JSON).write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     (out / RESULTS_MD).write_text(results_markdown(results) + "\n", encoding="utf-8")
-    write_csv(out / RESULTS_CSV, langs, rows)
+    write_csv(out / RESULTS_CSV, langs, rows, paper_average_column([results]))
     series = {METRIC_NAMES[m]: [*values.values(), avg, low] for _, m, values, avg, low in rows}
     bar_chart(out / chart_name(results["benchmark"]), langs, series,
               f"{results['benchmark']}: {results['system']}", _ylabel(results["benchmark"]))
@@ -117,9 +158,11 @@ def results_markdown(results: dict) -> str:
     low = results["low_resource_languages"]
     note = f"{results['benchmark']}, {results['n']} examples, {metric} (%)"
     note += ", choice scoring (the most likely allowed answer)" if results.get("scoring") == "choices" else ""
+    note += f", {protocol_of(results)} protocol"
     note += f"; * low-resource ({', '.join(low)})" if low else ""
-    table = markdown_table(results["languages"], table_rows(results), low)
-    return f"{table}\n\n{note}."
+    table = markdown_table(results["languages"], table_rows(results), low, paper_average_column([results]))
+    truncation = truncation_note(results)
+    return f"{table}\n\n{note}." + (f"\n\n{truncation[0].upper()}{truncation[1:]}." if truncation else "")
 
 
 # --- comparison ----------------------------------------------------------------------------------------------
@@ -133,28 +176,46 @@ def load_results(run_dir: str | Path) -> dict:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
-def compare_runs(run_dirs: list[str | Path], out_dir: str | Path = COMPARE_DEFAULT_OUT) -> str:
+def compare_runs(run_dirs: list[str | Path], out_dir: str | Path = COMPARE_DEFAULT_OUT,
+                 allow_mixed_protocols: bool = False) -> str:
     """One table (compare.md, compare.csv) and one grouped bar chart (compare.png) over several runs of the same
-    benchmark, written to `out_dir`; returns the markdown."""
+    benchmark, written to `out_dir`; returns the markdown. Runs scored under different protocols are refused
+    unless `allow_mixed_protocols`, and then the table names each row's protocol and says they are mixed. Under
+    the table: each run's input limits and truncated inputs, and a note when the runs' input limits differ."""
     results = [load_results(d) for d in run_dirs]
     benchmarks = {r["benchmark"] for r in results}
     if len(benchmarks) > 1:
         listing = ", ".join(f"{d}: {r['benchmark']}" for d, r in zip(run_dirs, results, strict=True))
         raise ValueError(f"runs are of different benchmarks ({listing}); compare runs of one benchmark")
     benchmark = benchmarks.pop()
+    protocols = [protocol_of(r) for r in results]
+    mixed = len(set(protocols)) > 1
+    if mixed and not allow_mixed_protocols:
+        listing = ", ".join(f"{d}: {p}" for d, p in zip(run_dirs, protocols, strict=True))
+        raise ValueError(f"runs are scored under different protocols ({listing}); evaluate them under one "
+                         "--protocol, or pass --allow-mixed-protocols")
 
     langs = _union([r["languages"] for r in results])
     low = _union([r["low_resource_languages"] for r in results])
     labels = _unique_labels([r["system"] for r in results], [Path(d).name for d in run_dirs])
+    if mixed:  # every row says how it was scored
+        labels = [f"{label} ({p})" for label, p in zip(labels, protocols, strict=True)]
     rows = [row for r, label in zip(results, labels, strict=True) for row in table_rows(r, label)]
+    extra = paper_average_column(results)
 
-    md = markdown_table(langs, rows, low)
+    md = markdown_table(langs, rows, low, extra)
+    notes = [f"Protocol: {protocols[0]}." if not mixed else
+             "Note: MIXED PROTOCOLS (--allow-mixed-protocols): the rows are scored differently, see each label."]
     if any(set(r["languages"]) != set(langs) for r in results):
-        md += "\n\nNote: the runs cover different languages; each average is over that run's own languages."
+        notes.append("Note: the runs cover different languages; each average is over that run's own languages.")
+    if len({json.dumps(r.get("lengths"), sort_keys=True) for r in results}) > 1:
+        notes.append("Note: the runs used different input limits; their inputs were not treated alike.")
+    notes += [f"{label}: {note}." for label, r in zip(labels, results, strict=True) if (note := truncation_note(r))]
+    md += "\n\n" + "\n\n".join(notes)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     (out / "compare.md").write_text(md + "\n", encoding="utf-8")
-    write_csv(out / "compare.csv", langs, rows)
+    write_csv(out / "compare.csv", langs, rows, extra)
     main_metric = metrics_of(benchmark)[0]  # the chart shows accuracy, or chrF for translation
     series = {label: [values.get(lang) for lang in langs] + [avg, low_avg]
               for label, m, values, avg, low_avg in rows if m == main_metric}
@@ -175,7 +236,7 @@ def cli_compare(args: Any) -> int:
     """`layalign compare RUN...`: one table and chart over several runs (default output: runs/compare/). Errors
     propagate to `layalign.cli.main`, which reports them."""
     out = Path(args.out or COMPARE_DEFAULT_OUT)
-    md = compare_runs(args.runs, out)
+    md = compare_runs(args.runs, out, allow_mixed_protocols=getattr(args, "allow_mixed_protocols", False))
     print(md)
     print(f"\nwritten to {out}/ (compare.md, compare.csv, compare.png)")
     return 0

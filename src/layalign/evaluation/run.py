@@ -1,9 +1,11 @@
 """Running a benchmark: answer every example, resumably, and keep the run's record.
 
 A run directory holds:
-- `run.json`: what the run is (benchmark, system name, max_new_tokens, scoring), so that a resumed run cannot
-  silently mix two systems or two settings in one file;
-- `predictions.jsonl`: one row per example, appended batch by batch, so a killed run resumes where it stopped;
+- `run.json`: what the run is (benchmark, system name, max_new_tokens, scoring, protocol, the input lengths), so that
+  a resumed run cannot silently mix two systems or two settings in one file;
+- `predictions.jsonl`: one row per example, appended batch by batch, so a killed run resumes where it stopped; a
+  row carries "truncated" (which of its inputs were cut to the length limits: "source", "prompt") when the system
+  reports it;
 - `results.json`, `results.md`, `results.csv` and a bar chart (`layalign.evaluation.report`), all recomputed from
   `predictions.jsonl` (the one source of truth: the table's accuracy is exactly the fraction of correct rows there).
 """
@@ -13,6 +15,7 @@ from __future__ import annotations
 import json
 import re
 import sys
+import warnings
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Protocol
@@ -26,7 +29,14 @@ from layalign.evaluation.report import (
     results_markdown,
     write_results,
 )
-from layalign.evaluation.scoring import extract_answer, is_correct, row_key, score_predictions
+from layalign.evaluation.scoring import (
+    DEFAULT_PROTOCOL,
+    check_protocol,
+    extract_answer,
+    is_correct,
+    row_key,
+    score_predictions,
+)
 from layalign.tasks import TASKS, get_task
 
 # "generate": greedy generation, the answer extracted from the text (the paper's way). "choices": the allowed answer
@@ -39,14 +49,19 @@ RUN_RECORD = "run.json"
 
 
 class System(Protocol):
-    """What `layalign.systems.load_system` returns (only these members are used here)."""
+    """What `layalign.systems.load_system` returns (only these members are used here).
+
+    `langs` gives every example's language (encoders with a source-language tag read it). Optional members, read
+    with getattr: `lengths` (the input limits it applies, recorded in run.json and results.json) and
+    `last_truncated` (per example of the latest call, the inputs cut to those limits; counted per language)."""
 
     name: str
 
-    def generate(self, sources: list[str], prompts: list[str | None], max_new_tokens: int) -> list[str]: ...
+    def generate(self, sources: list[str], prompts: list[str | None], max_new_tokens: int,
+                 langs: list[str] | None = None) -> list[str]: ...
 
-    def score_choices(self, sources: list[str], prompts: list[str | None],
-                      choices: list[str]) -> list[list[float]]: ...
+    def score_choices(self, sources: list[str], prompts: list[str | None], choices: list[str],
+                      langs: list[str] | None = None) -> list[list[float]]: ...
 
 
 def evaluate(
@@ -61,15 +76,19 @@ def evaluate(
     name: str | None = None,
     low_resource: Iterable[str] | None = None,
     scoring: str = "generate",
+    protocol: str = DEFAULT_PROTOCOL,
 ) -> dict:
     """Answer every example not yet in `out_dir/predictions.jsonl`, then (re)write the results files from the
     whole predictions file and return the results dict (see `score_predictions`).
 
     name: the system's name in tables (default `system.name`); low_resource: the languages averaged separately
     (default: the task's, from `layalign.tasks`); max_new_tokens: default the task's; scoring: "generate" or
-    "choices" (tasks with choices only, XNLI and X-CSQA).
+    "choices" (tasks with choices only, XNLI and X-CSQA); protocol: "lenient" or "paper" (how answers are read and
+    judged, see `layalign.evaluation.scoring`). The results record the protocol, the system's input lengths and
+    the number of truncated inputs per language (the processor's truncation warnings are silenced: counted instead).
     """
     task = get_task(benchmark)
+    check_protocol(protocol)
     if scoring not in SCORING:
         raise ValueError(f"unknown scoring {scoring!r}; choose one of {', '.join(SCORING)}")
     if scoring == "choices" and task.choices is None:
@@ -80,8 +99,9 @@ def evaluate(
     out.mkdir(parents=True, exist_ok=True)
     name = name or system.name
     max_new_tokens = max_new_tokens or task.max_new_tokens
+    lengths = getattr(system, "lengths", None)
     _check_run_record(out, {"benchmark": benchmark, "system": name, "max_new_tokens": max_new_tokens,
-                            "scoring": scoring})
+                            "scoring": scoring, "protocol": protocol, "lengths": lengths})
 
     pred_path = out / PREDICTIONS
     done = {row_key(row) for row in load_predictions(pred_path, repair=True)}
@@ -92,18 +112,27 @@ def evaluate(
         print(f"note: {pred_path} also holds {extra} earlier rows outside this request; they are scored too",
               file=sys.stderr)
 
-    _predict_into(system, benchmark, pending, pred_path, batch_size, max_new_tokens, scoring,
-                  progress=progress, total=len(wanted), desc=f"{benchmark} {name}")
+    from layalign.model.processing import TruncationWarning  # here: importing evaluation needs no torch
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", TruncationWarning)  # counted per example and reported instead
+        _predict_into(system, benchmark, pending, pred_path, batch_size, max_new_tokens, scoring, protocol,
+                      progress=progress, total=len(wanted), desc=f"{benchmark} {name}")
 
     low = set(low_resource) if low_resource is not None else set(task.low_resource)
-    results = score_predictions(benchmark, load_predictions(pred_path), low)
-    results.update(system=name, max_new_tokens=max_new_tokens, scoring=scoring)
+    results = score_predictions(benchmark, load_predictions(pred_path), low, protocol=protocol)
+    results.update(system=name, max_new_tokens=max_new_tokens, scoring=scoring, lengths=lengths)
     write_results(results, out)
+    if results["truncated"]:
+        counts = ", ".join(f"{lang} {s['truncated']}/{s['n']}" for lang, s in results["per_language"].items()
+                           if s["truncated"])
+        print(f"note: inputs cut to the length limits {lengths}: {counts}", file=sys.stderr)
     return results
 
 
 def _predict_into(system: System, benchmark: str, examples: list[EvalExample], pred_path: Path, batch_size: int,
-                  max_new_tokens: int, scoring: str, *, progress: bool, total: int, desc: str) -> None:
+                  max_new_tokens: int, scoring: str, protocol: str, *, progress: bool, total: int,
+                  desc: str) -> None:
     """Answer in batches and append one row per example; each batch is flushed so a kill loses at most one."""
     from tqdm.auto import tqdm
 
@@ -113,35 +142,41 @@ def _predict_into(system: System, benchmark: str, examples: list[EvalExample], p
         for start in range(0, len(examples), batch_size):
             batch = examples[start : start + batch_size]
             sources, prompts = [ex.source for ex in batch], [ex.prompt for ex in batch]
+            langs = [ex.lang for ex in batch]
             if scoring == "choices":
-                outputs, extras = _choose(system, choices, sources, prompts)
+                outputs, extras = _choose(system, choices, sources, prompts, langs)
             else:
-                outputs = system.generate(sources, prompts, max_new_tokens)
-                extras = [{}] * len(outputs)
+                outputs = system.generate(sources, prompts, max_new_tokens, langs=langs)
+                extras = [{} for _ in outputs]
             if len(outputs) != len(batch):
                 raise RuntimeError(f"system returned {len(outputs)} outputs for {len(batch)} inputs")
+            cut = getattr(system, "last_truncated", None)
+            if cut is not None and len(cut) == len(batch):
+                for extra, parts in zip(extras, cut, strict=True):
+                    extra["truncated"] = list(parts)
             for ex, output, extra in zip(batch, outputs, extras, strict=True):
-                row = prediction_row(benchmark, ex, output) | extra
+                row = prediction_row(benchmark, ex, output, protocol) | extra
                 f.write(json.dumps(row, ensure_ascii=False) + "\n")
             f.flush()
             bar.update(len(batch))
     bar.close()
 
 
-def _choose(system: System, choices: tuple[str, ...], sources: list[str],
-            prompts: list[str | None]) -> tuple[list[str], list[dict]]:
+def _choose(system: System, choices: tuple[str, ...], sources: list[str], prompts: list[str | None],
+            langs: list[str]) -> tuple[list[str], list[dict]]:
     """The most likely choice of every example is its output; the row keeps every choice's log-likelihood."""
     outputs, extras = [], []
-    for row in system.score_choices(sources, prompts, list(choices)):
+    for row in system.score_choices(sources, prompts, list(choices), langs=langs):
         outputs.append(choices[max(range(len(choices)), key=row.__getitem__)])
         extras.append({"choice_logprobs": dict(zip(choices, (round(x, 4) for x in row), strict=True))})
     return outputs, extras
 
 
-def prediction_row(benchmark: str, example: EvalExample, output: str) -> dict:
-    """One predictions.jsonl row. `correct` is None for translation (scored over the corpus)."""
-    answer = extract_answer(benchmark, output)
-    correct = is_correct(benchmark, answer, example.gold) if get_task(benchmark).per_example else None
+def prediction_row(benchmark: str, example: EvalExample, output: str, protocol: str = DEFAULT_PROTOCOL) -> dict:
+    """One predictions.jsonl row, its answer read and judged under `protocol`. `correct` is None for translation
+    (scored over the corpus)."""
+    answer = extract_answer(benchmark, output, protocol)
+    correct = is_correct(benchmark, answer, example.gold, protocol) if get_task(benchmark).per_example else None
     return {"id": example.id, "lang": example.lang, "prompt": example.prompt, "source": example.source,
             "output": output, "answer": answer, "gold": example.gold, "correct": correct}
 
@@ -179,10 +214,13 @@ def load_predictions(path: str | Path, repair: bool = False) -> list[dict]:
 
 
 def _check_run_record(out: Path, record: dict) -> None:
-    """Refuse to resume a run of another benchmark, system, max_new_tokens or scoring into the same directory."""
+    """Refuse to resume a run of another benchmark, system, max_new_tokens, scoring, protocol or input lengths into
+    the same directory."""
     path = out / RUN_RECORD
     if path.exists():
-        old = {"scoring": "generate"} | json.loads(path.read_text(encoding="utf-8"))  # runs from before scoring
+        # runs from before scoring and protocol existed were generated and lenient; their lengths are unknown
+        old = {"scoring": "generate", "protocol": DEFAULT_PROTOCOL, "lengths": record["lengths"]} \
+            | json.loads(path.read_text(encoding="utf-8"))
         diff = {k: (old.get(k), v) for k, v in record.items() if old.get(k) != v}
         if diff and (out / PREDICTIONS).exists():
             details = ", ".join(f"{k}: {a!r} there, {b!r} now" for k, (a, b) in diff.items())
@@ -198,15 +236,24 @@ def cli_evaluate(args: Any) -> int:
     examples = get_task(args.benchmark).read(args.data, langs=args.langs, limit=args.limit)
     if not any(examples.values()):
         raise ValueError(f"no {args.benchmark} examples found (data={args.data}, langs={args.langs})")
-    system = load_system(args.model, device=args.device)  # after the data: a bad path fails before a slow load
+    # after the data: a bad path fails before a slow load
+    system = load_system(args.model, device=args.device, **length_overrides(args))
     name = args.name or system.name
     out = Path(args.out) if args.out else Path("runs/eval") / f"{args.benchmark}-{_slug(name)}"
     results = evaluate(system, args.benchmark, examples, out, batch_size=args.batch_size,
-                       max_new_tokens=args.max_new_tokens, name=name, scoring=args.scoring)
+                       max_new_tokens=args.max_new_tokens, name=name, scoring=args.scoring,
+                       protocol=getattr(args, "protocol", DEFAULT_PROTOCOL))
     print(results_markdown(results))
     print(f"\nwritten to {out}/ ({PREDICTIONS}, {RESULTS_JSON}, {RESULTS_MD}, {RESULTS_CSV}, "
           f"{chart_name(args.benchmark)})")
     return 0
+
+
+def length_overrides(args: Any) -> dict[str, int]:
+    """The input lengths given on the command line (--max-source-length, --max-prompt-length), for load_system;
+    the ones not given are left to the model's record or the defaults."""
+    names = ("max_source_length", "max_prompt_length")
+    return {n: getattr(args, n) for n in names if getattr(args, n, None) is not None}
 
 
 def _slug(name: str) -> str:

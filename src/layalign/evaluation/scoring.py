@@ -1,7 +1,19 @@
-"""Answer extraction and scoring, as the paper does it.
+r"""Answer extraction and scoring, under one of two protocols (`PROTOCOLS`; a run records which).
 
-Rules (the model's output is only the newly generated text, not the prompt); a task's answer kind comes from the
-registry (`layalign.tasks`):
+A task's answer kind comes from the registry (`layalign.tasks`); the rules per protocol and answer kind are all
+here. The model's output is only the newly generated text, not the prompt.
+
+**paper**: the authors' own evaluation code (sustech-nlp/LayAlign, evaluation.py and tools/utils.py), exactly:
+
+- number: `extract_last_num` on the output and on the gold answer: commas between digits dropped, the last match of
+  `\d+(\.\d+)?` as a float, 0.0 when there is none (so an output without a number is right when the gold is 0); no
+  minus sign is read (-5 reads as 5, on both sides). Correct when |gold - prediction| < 1e-3.
+- letter, label: the output stripped equals the gold exactly ("B", "entailment"; case and everything after count).
+- MGSM's average as their code prints it is over 10 languages, without Telugu (`Task.paper_average_excludes`);
+  results keep the all-language average as well.
+- line (translation): as lenient (the authors report no translation benchmark).
+
+**lenient** (the default): what a reader would accept as the model's answer:
 
 - **number (mgsm, msvamp)**: the *last* number in the output, compared with the gold number within 1e-3. Before
   searching, any Unicode decimal digit (full-width "１８", Bengali "১৮", Thai "๑๘", ...) becomes its ASCII digit
@@ -33,6 +45,12 @@ from layalign.data.numbers import format_number, last_number
 from layalign.tasks import get_task
 
 MATH_TOLERANCE = 1e-3
+PROTOCOLS = ("lenient", "paper")
+DEFAULT_PROTOCOL = "lenient"
+
+# the authors' extract_last_num: thousands commas between digits dropped, then the last unsigned decimal number
+_AUTHORS_COMMA = re.compile(r"(\d),(\d)")
+_AUTHORS_NUMBER = re.compile(r"\d+(?:\.\d+)?")
 
 # "Answer: B", "the answer is (b)": an upper-case letter not followed by a letter, or any letter in brackets
 _ANSWER_LETTER = re.compile(r"(?i:answer)\s*(?i:is)?\s*:?\s*(?:\(([A-Ea-e])\)|([A-E])(?![A-Za-z]))")
@@ -45,10 +63,25 @@ _NLI_VERBAL = {"yes": "entailment", "maybe": "neutral", "no": "contradiction"}
 _FIRST_WORD = re.compile(r"^\W*([A-Za-z]+)")
 
 
-def extract_answer(benchmark: str, text: str) -> str | None:
+def check_protocol(protocol: str) -> str:
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"unknown protocol {protocol!r}; choose one of {', '.join(PROTOCOLS)}")
+    return protocol
+
+
+def authors_last_number(text: str) -> float:
+    """The number the authors' `extract_last_num` reads (see the module docstring): 0.0 when there is none."""
+    found = _AUTHORS_NUMBER.findall(_AUTHORS_COMMA.sub(r"\1\2", text))
+    return float(found[-1]) if found else 0.0
+
+
+def extract_answer(benchmark: str, text: str, protocol: str = DEFAULT_PROTOCOL) -> str | None:
     """The answer a model's output gives for `benchmark`, normalised to the form of the gold text (a number
-    string, a capital letter, a label word, a sentence), or None when it gives none."""
+    string, a capital letter, a label word, a sentence), or None when it gives none. Under the paper protocol a
+    letter or label answer is the stripped output itself, and a number is always found (0 when absent)."""
     kind = get_task(benchmark).answer
+    if check_protocol(protocol) == "paper" and kind != "line":
+        return format_number(authors_last_number(text)) if kind == "number" else text.strip()
     if kind == "number":
         value = last_number(text)
         return None if value is None else format_number(value)
@@ -59,14 +92,18 @@ def extract_answer(benchmark: str, text: str) -> str | None:
     return extract_translation(text)
 
 
-def is_correct(benchmark: str, pred: str | None, gold: str) -> bool:
-    """Whether an extracted answer matches the gold answer. Translation has no per-example correctness (it is
-    scored over the corpus): use `translation_scores`."""
+def is_correct(benchmark: str, pred: str | None, gold: str, protocol: str = DEFAULT_PROTOCOL) -> bool:
+    """Whether an extracted answer (`extract_answer` under the same protocol) matches the gold answer. Translation
+    has no per-example correctness (it is scored over the corpus): use `translation_scores`."""
     task = get_task(benchmark)
     if not task.per_example:
         raise ValueError(f"{benchmark} is scored over the corpus with chrF/BLEU; use translation_scores()")
     if pred is None:
         return False
+    if check_protocol(protocol) == "paper":
+        if task.answer == "number":
+            return abs(authors_last_number(gold) - authors_last_number(pred)) < MATH_TOLERANCE
+        return pred == gold
     if task.answer == "number":
         gold_value, pred_value = last_number(gold), last_number(pred)
         if gold_value is None:
@@ -138,10 +175,15 @@ def metrics_of(benchmark: str) -> list[str]:
     return list(get_task(benchmark).metrics)
 
 
-def score_predictions(benchmark: str, rows: list[dict], low_resource: Iterable[str] = ()) -> dict:
+def score_predictions(benchmark: str, rows: list[dict], low_resource: Iterable[str] = (),
+                      protocol: str = DEFAULT_PROTOCOL) -> dict:
     """Per-language scores (percentages), their unweighted average, and the average over the low-resource
     languages present (None if none is). Languages keep their order of first appearance in `rows`; a repeated
-    (lang, id) counts once."""
+    (lang, id) counts once. Rows are scored as they were written (their `correct`); `protocol` is recorded, and
+    under "paper" `paper_average` adds the average over the languages the authors average (MGSM without Telugu).
+
+    Per language, `truncated` counts the rows whose input was cut to the length limits (rows carry the cut parts
+    in "truncated"); None when the system did not report truncation."""
     by_lang: dict[str, list[dict]] = {}
     seen: set[tuple[str, str]] = set()
     for row in rows:
@@ -152,8 +194,10 @@ def score_predictions(benchmark: str, rows: list[dict], low_resource: Iterable[s
     per_lang = {lang: _score_lang(benchmark, lang_rows) for lang, lang_rows in by_lang.items()}
     low = [lang for lang in by_lang if lang in set(low_resource)]
     metrics = metrics_of(benchmark)
-    return {
+    truncated = [s["truncated"] for s in per_lang.values() if s["truncated"] is not None]
+    results = {
         "benchmark": benchmark,
+        "protocol": check_protocol(protocol),
         "metrics": metrics,
         "languages": list(by_lang),
         "per_language": per_lang,
@@ -161,14 +205,25 @@ def score_predictions(benchmark: str, rows: list[dict], low_resource: Iterable[s
         "low_resource_languages": low,
         "low_resource_average": {m: _mean(per_lang[lang][m] for lang in low) for m in metrics},
         "n": sum(len(r) for r in by_lang.values()),
+        "truncated": sum(truncated) if truncated else None,
     }
+    excluded = get_task(benchmark).paper_average_excludes
+    if protocol == "paper" and excluded:
+        langs = [lang for lang in by_lang if lang not in excluded]
+        results["paper_average"] = {"languages": langs, "excluded": list(excluded),
+                                    **{m: _mean(per_lang[lang][m] for lang in langs) for m in metrics}}
+    return results
 
 
 def _score_lang(benchmark: str, rows: list[dict]) -> dict:
+    # rows from a system that reports no truncation have no "truncated" field: unknown, not zero
+    known = [r["truncated"] for r in rows if "truncated" in r]
+    truncated = sum(bool(t) for t in known) if known else None
     if not get_task(benchmark).per_example:  # the registry allows one corpus metric set: chrF and BLEU
-        return {"n": len(rows), **translation_scores([r["answer"] or "" for r in rows], [r["gold"] for r in rows])}
+        return {"n": len(rows), "truncated": truncated,
+                **translation_scores([r["answer"] or "" for r in rows], [r["gold"] for r in rows])}
     correct = sum(bool(r["correct"]) for r in rows)
-    return {"n": len(rows), "correct": correct, "accuracy": 100.0 * correct / len(rows)}
+    return {"n": len(rows), "correct": correct, "accuracy": 100.0 * correct / len(rows), "truncated": truncated}
 
 
 def _mean(values: Iterable[float]) -> float | None:
