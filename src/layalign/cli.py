@@ -14,7 +14,7 @@ _HANDLERS = {
     "models pull": "layalign.backbones.catalogue:cli_pull",
     "generate": "layalign.cli:cli_generate",
     "quickstart": "layalign.quickstart:cli_quickstart",
-    "train": "layalign.train:cli_train",
+    "train": "layalign.training:cli_train",
     "evaluate": "layalign.evaluation.run:cli_evaluate",
     "compare": "layalign.evaluation.report:cli_compare",
     "inspect": "layalign.inspection:cli_inspect",
@@ -22,6 +22,7 @@ _HANDLERS = {
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from layalign.evaluation.scoring import DEFAULT_PROTOCOL, PROTOCOLS
     from layalign.tasks import TASKS  # the registry names the benchmarks (it imports no torch)
 
     parser = argparse.ArgumentParser(prog="layalign", description=__doc__)
@@ -38,10 +39,12 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("question")
     gen.add_argument("--model", required=True,
                      help="a trained LayAlign directory, or ENCODER,LLM (references) for an untrained pair")
-    gen.add_argument("--lang", default=None, help="language code of the question (for the record only)")
+    gen.add_argument("--lang", default=None,
+                     help="language code of the question (NLLB/M2M100 encoders read it as their source tag)")
     gen.add_argument("--task", default="math", help="prompt template (math, xnli, xcsqa, none, ...)")
     gen.add_argument("--max-new-tokens", type=int, default=128)
     gen.add_argument("--device", default=None)
+    _length_options(gen)
 
     quick = sub.add_parser("quickstart", help="the main job: pull the default pair, train briefly, compare answers")
     quick.add_argument("--data-dir", default="../shared/data", help="folder holding mgsm/, xnli/, parallel/ ...")
@@ -67,13 +70,19 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--scoring", choices=["generate", "choices"], default="generate",
                     help="generate (greedy, answer extracted from the text; the paper's way) or choices (the allowed "
                          f"answer with the highest log-likelihood; {with_choices})")
+    ev.add_argument("--protocol", choices=PROTOCOLS, default=DEFAULT_PROTOCOL,
+                    help="lenient (a reader's reading of the answer) or paper (the authors' exact scoring: exact "
+                         "match for XNLI/X-CSQA, their last-number rule, MGSM also averaged without Telugu)")
     ev.add_argument("--out", default=None, help="output folder (default: runs/eval/<benchmark>-<model name>)")
     ev.add_argument("--name", default=None, help="the system's name in tables")
     ev.add_argument("--device", default=None)
+    _length_options(ev)
 
     cmp_ = sub.add_parser("compare", help="put several evaluation runs side by side")
     cmp_.add_argument("runs", nargs="+")
     cmp_.add_argument("--out", default=None)
+    cmp_.add_argument("--allow-mixed-protocols", action="store_true",
+                      help="put runs scored under different protocols in one table (each row then names its own)")
 
     ins = sub.add_parser("inspect", help="gate values and layer-mix weights of a trained model")
     ins.add_argument("model")
@@ -81,12 +90,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _length_options(parser: argparse.ArgumentParser) -> None:
+    # the same for every kind of system, so that the rows of one table read the same inputs
+    parser.add_argument("--max-source-length", type=int, default=None,
+                        help="encoder tokens per source (default: what the model was trained with, else 200)")
+    parser.add_argument("--max-prompt-length", type=int, default=None,
+                        help="LLM prompt tokens, kept from the end; the bare LLM's too (default: what the model was "
+                             "trained with, else 512)")
+
+
 def cli_generate(args: argparse.Namespace) -> int:
     """`layalign generate`: answer one question from the command line."""
+    from layalign.evaluation.run import length_overrides
     from layalign.systems import answer, load_system
 
-    system = load_system(args.model, device=args.device)
-    text = answer(system, args.question, task=args.task, max_new_tokens=args.max_new_tokens)
+    system = load_system(args.model, device=args.device, **length_overrides(args))
+    text = answer(system, args.question, task=args.task, max_new_tokens=args.max_new_tokens, lang=args.lang)
     lang = f" [{args.lang}]" if args.lang else ""
     print(f"{system.name}{lang}: {text}")
     return 0
