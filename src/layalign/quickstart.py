@@ -22,7 +22,7 @@ from layalign.data import read_mgsm
 from layalign.evaluation import extract_answer, is_correct
 from layalign.model.modeling import LayAlignModel
 from layalign.systems import LayAlignSystem, LLMOnlySystem
-from layalign.train import TrainConfig, resolve_model_dir, train
+from layalign.training import TrainConfig, resolve_model_dir, train
 
 QUESTION_LANGS = ("sw", "zh", "de")
 TRAIN_LANGS = ("de", "es", "fr", "ja", "ru", "sw", "zh")

@@ -109,3 +109,22 @@ def randomize_adapters(model, scale: float = 0.5, seed: int = 0) -> None:
             if parameter.requires_grad:
                 noise = torch.randn(parameter.shape, generator=generator) * scale
                 parameter.copy_(noise.to(parameter.dtype))
+
+
+def reset_adapters(model, seed: int = 0) -> None:
+    """Initialise the adapters again exactly as `LayAlignModel.__init__` does, from `torch.manual_seed(seed)`:
+    nn.Linear's own initialisation of the mapping's and the aligner's layers in the order they are built,
+    boundary and gates at zero. A test then starts from the same point however much random state earlier code
+    consumed (a first `layalign models pull` initialises a whole BertModel before loading its weights). On the
+    CPU this reproduces construction bit for bit; on a GPU the draws come from the GPU's generator."""
+    from torch import nn
+
+    torch.manual_seed(seed)
+    with torch.no_grad():
+        for part in (model.mapping, model.aligner):
+            for module in part.modules() if part is not None else ():
+                if isinstance(module, nn.Linear):
+                    module.reset_parameters()
+        for parameter in (model.boundary, model.gates):
+            if parameter is not None:
+                parameter.zero_()

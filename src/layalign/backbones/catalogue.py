@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import IO
 
 from layalign.backbones import convert
+from layalign.files import replace_directory
 
 CACHE_ENV = "LAYALIGN_CACHE"
 DEFAULT_CACHE = "~/.cache/layalign"
@@ -279,26 +280,15 @@ def _check_files(entry: CatalogueEntry, directory: Path) -> None:
 
 def _build_atomically(target: Path, marker: dict, build: Callable[[Path], None]) -> Path:
     """Run ``build`` into a temporary sibling of ``target``, write the marker last, then rename into place."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-partial-", dir=target.parent))
-    try:
+    marker = {**marker, "converter_version": convert.CONVERTER_VERSION}
+
+    def build_with_marker(staging: Path) -> None:
         build(staging)
-        marker = {**marker, "converter_version": convert.CONVERTER_VERSION,
-                  "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-        (staging / MARKER).write_text(json.dumps(marker, indent=2) + "\n", encoding="utf-8")
-        if target.exists():
-            shutil.rmtree(target)
-        try:
-            os.replace(staging, target)
-        except OSError:
-            # another process finished the same conversion between our rmtree and rename: keep theirs
-            if not _is_complete(target, marker["sha256"]):
-                raise
-            shutil.rmtree(staging, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    return target
+        (staging / MARKER).write_text(json.dumps({**marker, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")},
+                                                 indent=2) + "\n", encoding="utf-8")
+
+    # another process may finish the same conversion while we rename: keep theirs
+    return replace_directory(target, build_with_marker, keep_existing=lambda t: _is_complete(t, marker["sha256"]))
 
 
 def _convert(fmt: str, source: Path, out_dir: Path) -> None:

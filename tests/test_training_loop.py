@@ -1,6 +1,6 @@
-"""Training: the loss goes down, both stages run from the CLI, kill-and-resume is exact, two processes equal one
-with twice the accumulation, NaN stops cleanly, gradient checkpointing changes nothing. Tiny random models saved
-as ordinary transformers directories, real data from ../shared/data."""
+"""Training: the loss goes down, both stages run from the CLI, two processes equal one with twice the
+accumulation, NaN stops cleanly, gradient checkpointing changes nothing, the data order is a function of seed and
+epoch. Tiny random models saved as ordinary transformers directories, real data from ../shared/data."""
 
 from __future__ import annotations
 
@@ -8,55 +8,21 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import torch
 import yaml
-from safetensors.torch import load_file
 
 from layalign.cli import main as cli
 from layalign.model.modeling import LayAlignModel
-from layalign.testing import byte_tokenizer, tiny_encoder, tiny_llm, tiny_model
-from layalign.train import (
-    NonFiniteLoss,
-    TrainConfig,
-    apply_overrides,
-    enable_gradient_checkpointing,
-    plan_batches,
-    read_examples,
-    train,
-)
-
-DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
-PARALLEL = {"reader": "shared_parallel", "parallel_dir": "{data_dir}/parallel", "langs": ["sw", "fr"], "limit": 24}
-XNLI = {"reader": "xnli_train", "path": "{data_dir}/xnli/train/train-{lang}.jsonl", "langs": ["en", "sw"],
-        "limit": 24}
+from layalign.testing import tiny_model
+from layalign.training import NonFiniteLoss, plan_batches, train
+from training_helpers import XNLI, adapters, log, recipe, save_tiny_pair
 
 
 @pytest.fixture(scope="module")
 def pair(tmp_path_factory) -> dict[str, str]:
-    """A tiny encoder and LLM saved like any model on disk, with byte-level tokenizers."""
-    root = tmp_path_factory.mktemp("tiny")
-    for name, model in (("encoder", tiny_encoder("bert")), ("llm", tiny_llm("llama"))):
-        model.save_pretrained(root / name)
-        byte_tokenizer().save_pretrained(root / name)
-    return {"encoder": str(root / "encoder"), "llm": str(root / "llm")}
-
-
-def recipe(pair: dict[str, str], out: Path, **settings) -> TrainConfig:
-    base = dict(stage="translation", output_dir=str(out), model=dict(pair), data_dir=str(DATA),
-                train_data=[PARALLEL], learning_rate=3e-3, batch_size=4, max_steps=6, log_every=1,
-                device="cpu", max_source_length=48, max_target_length=48)
-    return TrainConfig(**{**base, **settings})
-
-
-def adapters(directory: Path) -> dict[str, torch.Tensor]:
-    return load_file(directory / "adapter.safetensors")
-
-
-def log(out: Path) -> list[dict]:
-    return [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
+    return save_tiny_pair(tmp_path_factory.mktemp("tiny"))
 
 
 def test_loss_goes_down(pair, tmp_path):
@@ -85,33 +51,6 @@ def test_both_stages_from_the_cli(pair, tmp_path):
     # the task stage started from stage 1: its first loss is logged, its config names the same pair
     assert json.loads((tmp_path / "stage2" / "final" / "layalign_config.json").read_text())["llm"] == pair["llm"]
     assert len([r for r in log(tmp_path / "stage2") if "loss" in r]) == 3
-
-
-def test_kill_and_resume_ends_where_an_uninterrupted_run_ends(pair, tmp_path):
-    whole = train(recipe(pair, tmp_path / "whole", max_steps=8, gradient_accumulation_steps=2))
-
-    def kill_at_step_6(step: int) -> None:
-        if step == 6:
-            raise RuntimeError("killed")
-
-    settings = dict(max_steps=8, gradient_accumulation_steps=2, save_every=4)
-    with pytest.raises(RuntimeError, match="killed"):
-        train(recipe(pair, tmp_path / "killed", **settings), on_step=kill_at_step_6)
-    assert [d.name for d in (tmp_path / "killed" / "checkpoints").iterdir()] == ["step-4"]
-    with pytest.raises(ValueError, match="--resume"):
-        train(recipe(pair, tmp_path / "killed", **settings))  # never silently overwrite a run
-    resumed = train(recipe(pair, tmp_path / "killed", **settings), resume=True)
-    a, b = adapters(whole / "final"), adapters(resumed / "final")
-    for name in a:
-        torch.testing.assert_close(a[name], b[name], rtol=0, atol=1e-6)
-    assert [r["step"] for r in log(resumed)] == list(range(1, 9))  # the killed run's steps 5-6 were dropped
-    assert [r["loss"] for r in log(resumed)] == pytest.approx([r["loss"] for r in log(whole)], abs=1e-5)
-
-
-def test_resume_refuses_a_different_data_order(pair, tmp_path):
-    train(recipe(pair, tmp_path / "run", max_steps=2))
-    with pytest.raises(ValueError, match="seed"):
-        train(recipe(pair, tmp_path / "run", max_steps=4, seed=1), resume=True)
 
 
 def test_two_processes_equal_one_with_twice_the_accumulation(pair, tmp_path):
@@ -177,7 +116,7 @@ def test_gradient_checkpointing_gives_the_same_gradients():
     model.llm.model.layers[0].mlp.up_proj.register_forward_hook(lambda *_: calls.__setitem__("n", calls["n"] + 1))
     plain = grads()
     assert calls["n"] == 1
-    enable_gradient_checkpointing(model.llm)
+    model.gradient_checkpointing_enable()  # what train() calls with gradient_checkpointing: true
     checkpointed = grads()
     assert calls["n"] == 3  # checkpointed: the layer ran again during the backward pass
     assert not model.llm.model.layers[0].self_attn.training  # but dropout & co. stayed in eval mode
@@ -196,47 +135,3 @@ def test_batches_are_a_function_of_seed_and_epoch():
     # grouping by length leaves little padding: the spread inside a batch is far below the data's
     spread = sum(max(lengths[i] for i in b) - min(lengths[i] for i in b) for b in a) / len(a)
     assert spread < 10
-
-
-def test_recipe_readers_expand_languages_and_report_bad_rows(tmp_path):
-    examples = read_examples([XNLI], str(DATA))
-    assert len(examples) == 48 and {e.lang for e in examples} == {"en", "sw"}
-    assert all(e.prompt == e.source and e.target in ("entailment", "neutral", "contradiction") for e in examples)
-    bad = tmp_path / "train-xx.jsonl"
-    bad.write_text('{"premise": "a", "hypothesis": "b", "label": 0}\n{"premise": "a"}\n')
-    with pytest.raises(ValueError, match=r"train-xx.jsonl.*line 2|line 2.*train-xx.jsonl"):
-        read_examples([{"reader": "xnli_train", "path": str(bad), "lang": "sw"}], str(DATA))
-    # the XNLI training files are sorted by label: `limit` takes the first rows (one label), `sample` a random mix
-    assert {e.target for e in examples} == {"entailment"}
-    sampled = read_examples([{**XNLI, "sample": 24, "limit": None}], str(DATA), seed=0)
-    assert len(sampled) == 48 and len({e.target for e in sampled}) == 3
-    assert sampled == read_examples([{**XNLI, "sample": 24, "limit": None}], str(DATA), seed=0)
-    with pytest.raises(ValueError, match="sample=30"):
-        read_examples([{**XNLI, "sample": 30}], str(DATA))
-    with pytest.raises(ValueError, match="unknown reader"):
-        read_examples([{"reader": "nope"}], str(DATA))
-    with pytest.raises(ValueError, match="takes"):
-        read_examples([{"reader": "xnli_train", "path": str(bad), "lang": "sw", "colour": 1}], str(DATA))
-
-
-def test_recipe_overrides_and_errors(tmp_path):
-    data = apply_overrides({"model": {"variant": "layalign"}, "max_steps": 10},
-                           ["model.variant=mindmerger", "max_steps=3", "adam_betas=[0.9, 0.99]"])
-    assert data == {"model": {"variant": "mindmerger"}, "max_steps": 3, "adam_betas": [0.9, 0.99]}
-    with pytest.raises(ValueError, match="key=value"):
-        apply_overrides({}, ["max_steps"])
-    with pytest.raises(ValueError, match="unknown training settings"):
-        TrainConfig.from_dict({"learning_rte": 1})
-    with pytest.raises(FileNotFoundError):
-        TrainConfig.from_yaml(tmp_path / "missing.yaml")
-    assert cli(["train", "--config", str(tmp_path / "missing.yaml")]) == 2
-
-
-def test_shipped_recipes_parse():
-    configs = sorted((Path(__file__).resolve().parents[1] / "configs").rglob("*.yaml"))
-    recipes = [c for c in configs if "accelerate" not in c.parts]
-    assert len(recipes) >= 6
-    for path in recipes:
-        config = TrainConfig.from_yaml(path)
-        assert config.train_data, path
-        assert config.init_from or config.model.get("encoder"), path
