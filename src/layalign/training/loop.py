@@ -207,6 +207,8 @@ def setup(config: TrainConfig, resume: bool, model: LayAlignModel | None, proces
                                                  max_target_length=config.max_target_length)
     batcher = Batcher(processor, config.stage, model.config.use_prompt)
     processor.warn_truncation = False  # counted instead, reported in the log and at the end
+    # every saved model records its lengths: evaluation and generate reuse them (layalign.systems.load_system)
+    model.config.extra["lengths"] = processor.lengths.as_dict()
     if config.gradient_checkpointing:
         model.gradient_checkpointing_enable()  # the model's: it restores the fusion state when recomputing
     parameters = [p for p in model.parameters() if p.requires_grad]
