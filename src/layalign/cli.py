@@ -10,8 +10,8 @@ import sys
 
 # subcommand -> "module:function"; the function takes the parsed argparse.Namespace and returns an exit code
 _HANDLERS = {
-    "models list": "layalign.backbones.catalogue:cli_list",
-    "models pull": "layalign.backbones.catalogue:cli_pull",
+    "models list": "layalign.cli:cli_models_list",
+    "models pull": "layalign.cli:cli_models_pull",
     "generate": "layalign.cli:cli_generate",
     "quickstart": "layalign.quickstart:cli_quickstart",
     "train": "layalign.training:cli_train",
@@ -111,8 +111,40 @@ def cli_generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cli_models_list(args: argparse.Namespace) -> int:
+    """`layalign models list`: the catalogue, with what is cached."""
+    from layalign.backbones import catalogue
+
+    entries = catalogue.load_catalogue()
+    encoder, llm = catalogue.default_pair()
+    rows = [("NAME", "ROLE", "ARCHITECTURE", "SIZE", "LICENCE", "CACHED")]
+    for entry in entries.values():
+        rows.append((entry.name, entry.role, entry.architecture, f"{entry.size_mb:,.0f} MB",
+                     entry.license, catalogue.cache_status(entry)))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+    for row in rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[-1])
+    print(f"\ndefault pair: {encoder} + {llm}")
+    print(f"cache: {catalogue.cache_dir()} (set {catalogue.CACHE_ENV} to move it)")
+    return 0
+
+
+def cli_models_pull(args: argparse.Namespace) -> int:
+    """`layalign models pull NAME`: fetch, verify and convert one catalogue entry into the cache."""
+    from layalign.backbones import catalogue
+
+    already = None if args.force else catalogue.cached_path(args.name)
+    if already:
+        print(f"already cached: {already} (--force converts it again)")
+        return 0
+    catalogue.pull(args.name, force=args.force)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
-    """The one error boundary: a handler raises, and bad input is reported here in one line with exit code 2."""
+    """The one error boundary: a handler raises, and the error is reported here in one line, without a traceback:
+    exit code 2 for bad input (a missing file, a malformed row, a model mismatch, an unknown name), 1 for an
+    operation that failed (a download, a checksum, the disk)."""
     args = build_parser().parse_args(argv)
     from layalign.allocator import keep_freed_memory
 
@@ -127,13 +159,13 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except (FileNotFoundError, ValueError, KeyError, CatalogueError) as err:
-        # bad input (a missing file, a malformed row, a model mismatch...): one clear line, no traceback
+    except (FileNotFoundError, ValueError, KeyError, CatalogueError, OSError) as err:
         if os.environ.get("LAYALIGN_DEBUG"):
             raise
         message = err.args[0] if isinstance(err, KeyError) and err.args else err
         print(f"layalign {key}: error: {message}", file=sys.stderr)
-        return 2
+        bad_input = isinstance(err, (FileNotFoundError, ValueError, KeyError))
+        return 2 if bad_input else 1
 
 
 if __name__ == "__main__":

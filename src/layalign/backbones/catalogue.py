@@ -395,45 +395,10 @@ def resolve_reference(ref: str, progress: Progress = print) -> str:
 # --------------------------------------------------------------------------------------------------------------
 
 
-def _cache_status(entry: CatalogueEntry) -> str:
+def cache_status(entry: CatalogueEntry) -> str:
     directory = cache_dir() / entry.name
     if _is_complete(directory, entry.sha256):
         return str(directory)
     if directory.exists():
         return "incomplete (run pull again)"
     return "not cached"
-
-
-def cli_list(args) -> int:
-    """Print the catalogue with what is cached."""
-    try:
-        catalogue = load_catalogue()
-        encoder, llm = default_pair()
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        print(f"layalign models list: cannot read the catalogue: {exc}", file=sys.stderr)
-        return 1
-    rows = [("NAME", "ROLE", "ARCHITECTURE", "SIZE", "LICENCE", "CACHED")]
-    for entry in catalogue.values():
-        rows.append((entry.name, entry.role, entry.architecture, f"{entry.size_mb:,.0f} MB",
-                     entry.license, _cache_status(entry)))
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
-    for row in rows:
-        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[-1])
-    print(f"\ndefault pair: {encoder} + {llm}")
-    print(f"cache: {cache_dir()} (set {CACHE_ENV} to move it)")
-    return 0
-
-
-def cli_pull(args) -> int:
-    """Pull one catalogue entry; expected failures print one line to stderr and return 1."""
-    force = bool(getattr(args, "force", False))
-    try:
-        already = None if force else cached_path(args.name)
-        if already:
-            print(f"already cached: {already} (--force converts it again)")
-            return 0
-        pull(args.name, force=force)
-    except (CatalogueError, ValueError, OSError) as exc:
-        print(f"layalign models pull: {exc}", file=sys.stderr)
-        return 1
-    return 0
