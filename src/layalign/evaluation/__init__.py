@@ -3,17 +3,18 @@
 Modules:
 
 - `run`: `evaluate()` (answering in batches, resuming a killed run, the run record), prediction rows,
-  `load_predictions`, and `layalign evaluate`.
+  `load_predictions`, `rescore` (a run's outputs judged again under another protocol), and `layalign evaluate`.
 - `scoring`: answer extraction and correctness per answer kind (`extract_answer`, `is_correct`,
   `translation_scores`), and per-language scores and averages (`score_predictions`).
 - `report`: markdown tables, CSV, bar charts, a run's results files, `compare_runs` and `layalign compare`.
+- `statistics`: seed summaries and the paired bootstrap over items of a comparison (numpy only).
 
 A benchmark's facts (reader, languages, low-resource set, default data, generation length, choices, metrics,
 answer kind) come from the registry in `layalign.tasks`.
 """
 
 from layalign.evaluation.report import compare_runs, load_results, markdown_table, results_markdown, write_results
-from layalign.evaluation.run import System, evaluate, load_predictions, prediction_row
+from layalign.evaluation.run import System, evaluate, load_predictions, prediction_row, rescore
 from layalign.evaluation.scoring import extract_answer, is_correct, score_predictions, translation_scores
 
 __all__ = [
@@ -26,6 +27,7 @@ __all__ = [
     "load_results",
     "markdown_table",
     "prediction_row",
+    "rescore",
     "results_markdown",
     "score_predictions",
     "translation_scores",

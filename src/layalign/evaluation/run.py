@@ -181,6 +181,33 @@ def prediction_row(benchmark: str, example: EvalExample, output: str, protocol: 
             "output": output, "answer": answer, "gold": example.gold, "correct": correct}
 
 
+def rescore(run_dir: str | Path, out_dir: str | Path, protocol: str) -> dict:
+    """Judge a finished run's outputs again under `protocol`, without running the system: `out_dir` gets the same
+    rows with `answer` and `correct` read under that protocol (every other field kept), its own run.json and the
+    results files; returns the results. The outputs are the same text, so generation happens once for both
+    protocols."""
+    check_protocol(protocol)
+    src, out = Path(run_dir), Path(out_dir)
+    record = json.loads((src / RUN_RECORD).read_text(encoding="utf-8"))
+    benchmark = record["benchmark"]
+    task = get_task(benchmark)
+    rows = []
+    for row in load_predictions(src / PREDICTIONS):
+        answer = extract_answer(benchmark, row["output"], protocol)
+        correct = is_correct(benchmark, answer, row["gold"], protocol) if task.per_example else None
+        rows.append(row | {"answer": answer, "correct": correct})
+    out.mkdir(parents=True, exist_ok=True)
+    (out / PREDICTIONS).unlink(missing_ok=True)  # written whole below: a rescore replaces, never appends
+    _check_run_record(out, record | {"protocol": protocol})
+    text = "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
+    (out / PREDICTIONS).write_text(text, encoding="utf-8")
+    results = score_predictions(benchmark, rows, task.low_resource, protocol=protocol)
+    results.update(system=record["system"], max_new_tokens=record["max_new_tokens"],
+                   scoring=record.get("scoring", "generate"), lengths=record.get("lengths"))
+    write_results(results, out)
+    return results
+
+
 def load_predictions(path: str | Path, repair: bool = False) -> list[dict]:
     """The rows of a predictions file ([] if absent). Rows are written whole, newline last, so only text after
     the last newline can be a line cut off by a kill: it is dropped (with repair=True also cut from the file, so

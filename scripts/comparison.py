@@ -1,0 +1,474 @@
+"""A decisive small-scale comparison on XNLI: the bare LLM prompted, a LoRA-tuned LLM, LangBridge, MindMerger and
+LayAlign on the offline default pair, several seeds each, resumable unit by unit, and its report.
+
+    python scripts/comparison.py run                          # every unit not yet finished (hours on 2 CPU cores)
+    python scripts/comparison.py run --units layalign-s0 mindmerger-s0 --lanes 2
+    python scripts/comparison.py run --dry-run --units layalign-s0 llm-prompted    # tiny sizes, a separate folder
+    python scripts/comparison.py status                       # which units are done, and the command for the rest
+    python scripts/comparison.py report                       # docs/results/comparison.md from the finished units
+
+A unit is one (system, seed); the prompted LLM is one unit without a seed. Its phases:
+
+    train-translation, train-task   `layalign train ... --resume` (MindMerger and LayAlign: both stages; LangBridge
+                                    and llm-lora: one task stage); checkpoints in the work folder (runs/, ignored)
+    eval-choices, eval-generate     `layalign evaluate` on XNLI dev (resumes a killed run), lenient protocol
+    rescore                         the same outputs judged under the paper protocol (evaluation.rescore)
+    collect                         the small results into the committed folder, then unit.json, written last
+
+Stage 1 is not shared between MindMerger and LayAlign: the translation stage trains each architecture's own
+adapters (LayAlign's layer-wise aligner and gates do not exist in MindMerger), so each trains its own, with the
+same recipe, data and steps. Every trained system gets the same number of task-stage optimiser steps (--steps).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RECIPES = ROOT / "configs" / "reproduction"
+WORK = ROOT / "runs" / "comparison"
+RESULTS = ROOT / "docs" / "results" / "comparison" / "units"
+REPORT = ROOT / "docs" / "results" / "comparison.md"
+DRY_WORK = ROOT / "runs" / "comparison-dry"
+MARKER = "unit.json"
+PHASES_FILE = "phases.json"
+SCORINGS = ("choices", "generate")
+PROTOCOLS = ("lenient", "paper")
+# fields of a prediction row that the committed copy leaves out: the inputs are the dev set's own text, found again
+# from the row id; everything scored stays
+BULKY_FIELDS = ("prompt", "source")
+
+# the defaults, chosen by the profiling in docs/results/comparison.md ("How a unit is run")
+DEFAULTS = {
+    "steps": 300,
+    "seeds_fusion": 3,  # layalign, mindmerger
+    "seeds_other": 2,  # llm-lora, langbridge
+    "limit": 200,  # XNLI dev rows per language
+    "choice_batch": 16,
+    "generate_batch": 16,
+    "max_new_tokens": 5,  # a label word
+    "max_source_length": 160,  # as the task recipes train, for every system alike
+    "max_prompt_length": 160,
+    "llm": "smollm2-135m-instruct",
+    "train_settings": ["model.dtype=bfloat16", "mixed_precision=bf16"],
+}
+DRY = {"steps": 2, "stage1_steps": 2, "dev_size": 8, "limit": 2, "langs": ["en", "sw"]}
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str  # "translation" or "task"
+    recipe: str  # file in the recipes folder
+    overrides: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class System:
+    name: str
+    label: str
+    stages: tuple[Stage, ...]
+    fusion: bool = False  # seeded by --seeds-fusion (else --seeds-other)
+    variant: str | None = None  # what a one-stage recipe's model.variant must say
+
+    @property
+    def seeded(self) -> bool:
+        return bool(self.stages)
+
+
+SYSTEMS = {s.name: s for s in (
+    System("llm-prompted", "LLM only (prompted)", ()),
+    System("llm-lora", "LLM + LoRA", (Stage("task", "llm-lora.yaml"),), variant="llm-lora"),
+    System("langbridge", "LangBridge", (Stage("task", "langbridge.yaml"),), variant="langbridge"),
+    System("mindmerger", "MindMerger", (Stage("translation", "translation.yaml", ("model.variant=mindmerger",)),
+                                        Stage("task", "mindmerger.yaml")), fusion=True),
+    System("layalign", "LayAlign", (Stage("translation", "translation.yaml", ("model.variant=layalign",)),
+                                    Stage("task", "layalign.yaml")), fusion=True),
+)}
+
+
+@dataclass(frozen=True)
+class Unit:
+    system: System
+    seed: int | None
+
+    @property
+    def name(self) -> str:
+        return self.system.name if self.seed is None else f"{self.system.name}-s{self.seed}"
+
+    @property
+    def label(self) -> str:
+        return self.system.label if self.seed is None else f"{self.system.label} (seed {self.seed})"
+
+
+@dataclass
+class Settings:
+    """What a run of units uses; recorded in every unit.json."""
+
+    steps: int = DEFAULTS["steps"]
+    stage1_steps: int | None = None  # None: the translation recipe's own
+    dev_size: int | None = None  # None: each recipe's own
+    limit: int = DEFAULTS["limit"]
+    langs: list[str] | None = None  # None: all 15
+    choice_batch: int = DEFAULTS["choice_batch"]
+    generate_batch: int = DEFAULTS["generate_batch"]
+    max_new_tokens: int = DEFAULTS["max_new_tokens"]
+    max_source_length: int = DEFAULTS["max_source_length"]
+    max_prompt_length: int = DEFAULTS["max_prompt_length"]
+    llm: str = DEFAULTS["llm"]
+    data: str = str(ROOT.parent / "shared" / "data")
+    recipes: str = str(RECIPES)
+    train_settings: list[str] = field(default_factory=lambda: list(DEFAULTS["train_settings"]))
+    dry_run: bool = False
+
+    def languages(self) -> list[str]:
+        from layalign.tasks import get_task
+
+        return list(self.langs or get_task("xnli").languages)
+
+
+def plan(seeds_fusion: int = DEFAULTS["seeds_fusion"], seeds_other: int = DEFAULTS["seeds_other"]) -> list[Unit]:
+    """Every unit, seed-major (one seed of every system before the next seed), so that a partial run already
+    compares every system; the prompted LLM last (it trains nothing)."""
+    units = []
+    for seed in range(max(seeds_fusion, seeds_other)):
+        for name in ("layalign", "mindmerger", "llm-lora", "langbridge"):
+            system = SYSTEMS[name]
+            if seed < (seeds_fusion if system.fusion else seeds_other):
+                units.append(Unit(system, seed))
+    return units + [Unit(SYSTEMS["llm-prompted"], None)]
+
+
+def parse_unit(name: str) -> Unit:
+    system, sep, seed = name.rpartition("-s")
+    if sep and seed.isdigit() and system in SYSTEMS and SYSTEMS[system].seeded:
+        return Unit(SYSTEMS[system], int(seed))
+    if name in SYSTEMS and not SYSTEMS[name].seeded:
+        return Unit(SYSTEMS[name], None)
+    known = ", ".join(f"{s}-sN" if SYSTEMS[s].seeded else s for s in SYSTEMS)
+    raise ValueError(f"unknown unit {name!r}; units are {known}")
+
+
+# --- running a unit ----------------------------------------------------------------------------------------------
+
+
+class Runner:
+    """Runs `layalign` commands: in a subprocess with its own thread count (the default), or in this process (tests:
+    no interpreter start per command). Each command's output goes to a log file."""
+
+    def __init__(self, threads: int | None = None, in_process: bool = False):
+        self.threads = threads
+        self.in_process = in_process
+
+    def __call__(self, argv: list[str], log: Path) -> None:
+        log.parent.mkdir(parents=True, exist_ok=True)
+        if self.in_process:
+            from layalign.cli import main
+
+            code = main(argv)
+        else:
+            env = os.environ | {"TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1"}
+            if self.threads:
+                env |= {"OMP_NUM_THREADS": str(self.threads), "MKL_NUM_THREADS": str(self.threads)}
+            with log.open("a", encoding="utf-8") as f:
+                f.write(f"\n$ layalign {shlex.join(argv)}\n")
+                f.flush()
+                code = subprocess.run([sys.executable, "-m", "layalign", *argv], stdout=f, stderr=subprocess.STDOUT,
+                                      env=env, cwd=ROOT).returncode
+        if code != 0:
+            raise RuntimeError(f"`layalign {shlex.join(argv)}` failed (exit {code}); see {log}")
+
+
+def stage_overrides(unit: Unit, stage: Stage, settings: Settings, work: Path) -> list[str]:
+    out = [f"seed={unit.seed}", f"data_dir={settings.data}", f"output_dir={work / stage.name}", *stage.overrides]
+    if stage.name == "task":
+        out.append(f"max_steps={settings.steps}")  # the same for every trained system
+        previous = [s for s in unit.system.stages if s.name != "task"]
+        out.append(f"init_from={work / previous[-1].name}" if previous else "init_from=null")
+    elif settings.stage1_steps:
+        out.append(f"max_steps={settings.stage1_steps}")
+    if settings.dev_size is not None:
+        out.append(f"dev_size={settings.dev_size}")
+    if settings.dry_run:
+        out += ["eval_every=0", "save_every=0"]
+    return out + list(settings.train_settings)
+
+
+def check_recipe(system: System, stage: Stage, recipes: Path) -> Path:
+    """The recipe file; for a one-stage system it must be a one-stage recipe of that system (no init_from, its own
+    model.variant), so that an older two-stage recipe is never run as if it were the new one."""
+    import yaml
+
+    path = recipes / stage.recipe
+    if not path.is_file():
+        raise FileNotFoundError(f"{system.name}: recipe {path} does not exist (yet)")
+    if system.variant:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        variant = (data.get("model") or {}).get("variant")
+        if data.get("init_from") or variant != system.variant:
+            raise ValueError(f"{system.name}: {path} is not a one-stage {system.variant} recipe (init_from "
+                             f"{data.get('init_from')!r}, model.variant {variant!r})")
+    return path
+
+
+def model_dir(unit: Unit, work: Path, settings: Settings) -> str:
+    """What evaluation loads: the prompted LLM, or the model the last stage selected (stage_result.json)."""
+    if not unit.system.seeded:
+        return f"llm:{settings.llm}"
+    from layalign.training import resolve_model_dir
+
+    return str(resolve_model_dir(work / unit.system.stages[-1].name))
+
+
+def eval_argv(unit: Unit, scoring: str, model: str, settings: Settings, out: Path) -> list[str]:
+    batch = settings.choice_batch if scoring == "choices" else settings.generate_batch
+    argv = ["evaluate", "--model", model, "--benchmark", "xnli", "--data", f"{settings.data}/xnli/dev",
+            "--langs", *settings.languages(), "--limit", str(settings.limit), "--batch-size", str(batch),
+            "--scoring", scoring, "--protocol", "lenient", "--name", unit.label, "--out", str(out),
+            "--max-source-length", str(settings.max_source_length),
+            "--max-prompt-length", str(settings.max_prompt_length)]
+    return argv + (["--max-new-tokens", str(settings.max_new_tokens)] if scoring == "generate" else [])
+
+
+def expected_rows(settings: Settings) -> int:
+    from layalign.tasks import get_task
+
+    examples = get_task("xnli").read(f"{settings.data}/xnli/dev", langs=settings.languages(), limit=settings.limit)
+    return sum(len(v) for v in examples.values())
+
+
+def eval_done(out: Path, rows: int) -> bool:
+    from layalign.evaluation import load_predictions
+
+    return (out / "results.json").is_file() and len(load_predictions(out / "predictions.jsonl")) >= rows
+
+
+def run_unit(unit: Unit, settings: Settings, work_root: Path, results_root: Path, runner: Runner) -> Path:
+    """Run (or resume) every phase of a unit; returns its committed folder. A phase already done is skipped."""
+    from layalign.evaluation import rescore
+
+    work, final = work_root / unit.name, results_root / unit.name
+    if (final / MARKER).is_file():
+        return final
+    work.mkdir(parents=True, exist_ok=True)
+    phases = _read_json(work / PHASES_FILE, {})
+    commands: list[dict] = []
+
+    def phase(name: str, argv: list[str] | None, done: bool, action=None) -> None:
+        command = f"layalign {shlex.join(argv)}" if argv else None
+        if command:
+            commands.append({"phase": name, "command": command})
+        if done and name in phases:
+            return
+        start = time.time()
+        if not done:
+            runner(argv, work / "logs" / f"{name}.log") if argv else action()
+        phases[name] = {"seconds": round(time.time() - start, 1) if not done else None,
+                        "finished": time.strftime("%Y-%m-%dT%H:%M:%S")}
+        (work / PHASES_FILE).write_text(json.dumps(phases, indent=1) + "\n", encoding="utf-8")
+
+    for stage in unit.system.stages:
+        recipe = check_recipe(unit.system, stage, Path(settings.recipes))
+        argv = ["train", "--config", str(recipe), "--resume", *stage_overrides(unit, stage, settings, work)]
+        phase(f"train-{stage.name}", argv, (work / stage.name / "final").is_dir())
+    model = model_dir(unit, work, settings)
+    rows = expected_rows(settings)
+    for scoring in SCORINGS:
+        out = work / "eval" / f"{scoring}-lenient"
+        phase(f"eval-{scoring}", eval_argv(unit, scoring, model, settings, out), eval_done(out, rows))
+
+    def rescore_all() -> None:
+        for scoring in SCORINGS:
+            rescore(work / "eval" / f"{scoring}-lenient", work / "eval" / f"{scoring}-paper", "paper")
+
+    phase("rescore", None, False, rescore_all)
+    commands.append({"phase": "rescore", "command": "layalign.evaluation.rescore(<eval>/<scoring>-lenient, "
+                                                     "<eval>/<scoring>-paper, 'paper') for choices and generate"})
+    collect(unit, settings, work, final, phases, commands, model)
+    return final
+
+
+def collect(unit: Unit, settings: Settings, work: Path, final: Path, phases: dict, commands: list[dict],
+            model: str) -> None:
+    """The small results into the committed folder, unit.json last (the unit counts as done only then)."""
+    start = time.time()
+    if final.exists():
+        shutil.rmtree(final)  # a half-collected folder from a killed run (it has no marker)
+    for stage in unit.system.stages:
+        dest = final / "train" / stage.name
+        dest.mkdir(parents=True)
+        for name in ("train_log.jsonl", "train_config.yaml", "stage_result.json"):
+            if (work / stage.name / name).is_file():
+                shutil.copy2(work / stage.name / name, dest / name)
+    for scoring in SCORINGS:
+        dest = final / "eval" / scoring
+        dest.mkdir(parents=True)
+        src = work / "eval" / f"{scoring}-lenient"
+        rows = [{k: v for k, v in row.items() if k not in BULKY_FIELDS}
+                for row in _jsonl(src / "predictions.jsonl")]
+        (dest / "predictions.jsonl").write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows),
+                                                encoding="utf-8")
+        shutil.copy2(src / "run.json", dest / "run.json")
+        for protocol in PROTOCOLS:
+            shutil.copy2(work / "eval" / f"{scoring}-{protocol}" / "results.json", dest / f"results-{protocol}.json")
+    phases = phases | {"collect": {"seconds": round(time.time() - start, 1)}}
+    record = {"unit": unit.name, "system": unit.system.name, "label": unit.label, "seed": unit.seed,
+              "status": "done", "finished": time.strftime("%Y-%m-%dT%H:%M:%S"), "phases": phases,
+              "commands": commands, "model_dir": model, "settings": vars(settings), "machine": machine()}
+    tmp = final / (MARKER + ".tmp")
+    tmp.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
+    tmp.rename(final / MARKER)
+
+
+def machine() -> dict:
+    import torch
+    import transformers
+
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT)
+    return {"host": platform.node(), "platform": platform.platform(), "processor": platform.machine(),
+            "cpus": os.cpu_count(), "torch": torch.__version__, "transformers": transformers.__version__,
+            "python": platform.python_version(), "git_commit": commit.stdout.strip() or None,
+            "omp_threads": os.environ.get("OMP_NUM_THREADS"), "torch_threads": torch.get_num_threads()}
+
+
+def run_units(units: list[Unit], settings: Settings, work: Path, results: Path, lanes: int = 1,
+              threads: int | None = None, in_process: bool = False) -> list[tuple[Unit, str]]:
+    """Run the units, `lanes` at a time (each lane one unit after another); returns the failures (unit, message).
+    A failed unit does not stop the others."""
+    if lanes > 1 and in_process:
+        raise ValueError("lanes run separate processes; --in-process takes one lane")
+    threads = threads or (max(1, (os.cpu_count() or 1) // lanes) if lanes > 1 else None)
+    runner = Runner(threads=threads, in_process=in_process)
+    failures: list[tuple[Unit, str]] = []
+
+    def one(unit: Unit) -> None:
+        started = time.time()
+        print(f"[{time.strftime('%H:%M:%S')}] {unit.name}: start", flush=True)
+        try:
+            run_unit(unit, settings, work, results, runner)
+            print(f"[{time.strftime('%H:%M:%S')}] {unit.name}: done in {(time.time() - started) / 60:.1f} min",
+                  flush=True)
+        except (RuntimeError, ValueError, FileNotFoundError, OSError) as err:
+            failures.append((unit, str(err)))
+            print(f"[{time.strftime('%H:%M:%S')}] {unit.name}: FAILED: {err}", flush=True)
+
+    with ThreadPoolExecutor(max_workers=lanes) as pool:
+        list(pool.map(one, units))
+    return failures
+
+
+def status(units: list[Unit], results: Path) -> tuple[list[Unit], list[Unit]]:
+    """(done, missing) units: done = its unit.json exists."""
+    done = [u for u in units if (results / u.name / MARKER).is_file()]
+    return done, [u for u in units if u not in done]
+
+
+def finish_command(missing: list[Unit], lanes: int = 2) -> str:
+    return f"python scripts/comparison.py run --lanes {lanes} --units " + " ".join(u.name for u in missing)
+
+
+# --- command line -------------------------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="scripts/comparison.py", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run (or resume) units")
+    st = sub.add_parser("status", help="which units are done; the command that finishes the rest")
+    rep = sub.add_parser("report", help="write the report from the finished units")
+    for p in (run, st, rep):
+        p.add_argument("--units", nargs="*", default=None, help="e.g. layalign-s0 llm-prompted (default: all)")
+        p.add_argument("--seeds-fusion", type=int, default=DEFAULTS["seeds_fusion"],
+                       help="seeds of layalign and mindmerger")
+        p.add_argument("--seeds-other", type=int, default=DEFAULTS["seeds_other"],
+                       help="seeds of llm-lora and langbridge")
+        p.add_argument("--work", type=Path, default=None, help=f"checkpoints and logs (default {WORK})")
+        p.add_argument("--results", type=Path, default=None, help=f"the committed unit folders (default {RESULTS})")
+        p.add_argument("--dry-run", action="store_true",
+                       help="tiny sizes (2 steps, dev 8, 2 rows x 2 languages) into runs/comparison-dry")
+    run.add_argument("--lanes", type=int, default=1, help="units side by side, with cores/lanes threads each")
+    run.add_argument("--threads", type=int, default=None, help="threads per unit (default: cores / lanes)")
+    run.add_argument("--steps", type=int, default=None, help=f"task-stage steps of every system ({DEFAULTS['steps']})")
+    run.add_argument("--stage1-steps", type=int, default=None, help="translation steps (default: the recipe's)")
+    run.add_argument("--dev-size", type=int, default=None, help="dev examples held out (default: the recipes')")
+    run.add_argument("--limit", type=int, default=None, help=f"XNLI dev rows per language ({DEFAULTS['limit']})")
+    run.add_argument("--langs", nargs="*", default=None, help="XNLI languages (default: all 15)")
+    run.add_argument("--choice-batch", type=int, default=DEFAULTS["choice_batch"])
+    run.add_argument("--generate-batch", type=int, default=DEFAULTS["generate_batch"])
+    run.add_argument("--llm", default=DEFAULTS["llm"], help="the prompted LLM (llm-prompted)")
+    run.add_argument("--data", default=Settings.data, help="folder with xnli/ and parallel/")
+    run.add_argument("--recipes", default=str(RECIPES), help="folder of the recipes")
+    run.add_argument("--train-settings", nargs="*", default=DEFAULTS["train_settings"],
+                     help="key=value added to every `layalign train` (default: %(default)s)")
+    run.add_argument("--in-process", action="store_true", help="run the commands in this process (tests)")
+    rep.add_argument("--out", type=Path, default=None, help=f"the report (default {REPORT})")
+    rep.add_argument("--resamples", type=int, default=10_000)
+    return parser
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    dry = args.dry_run
+    pick = lambda value, dry_value, default: value if value is not None else (dry_value if dry else default)  # noqa: E731
+    return Settings(steps=pick(args.steps, DRY["steps"], DEFAULTS["steps"]),
+                    stage1_steps=pick(args.stage1_steps, DRY["stage1_steps"], None),
+                    dev_size=pick(args.dev_size, DRY["dev_size"], None),
+                    limit=pick(args.limit, DRY["limit"], DEFAULTS["limit"]),
+                    langs=pick(args.langs, DRY["langs"], None), choice_batch=args.choice_batch,
+                    generate_batch=args.generate_batch, llm=args.llm, data=str(Path(args.data).resolve()),
+                    recipes=str(Path(args.recipes).resolve()), train_settings=list(args.train_settings),
+                    dry_run=dry)
+
+
+def folders(args: argparse.Namespace) -> tuple[Path, Path]:
+    work = args.work or (DRY_WORK if args.dry_run else WORK)
+    results = args.results or ((DRY_WORK / "units") if args.dry_run else RESULTS)
+    return work.resolve(), results.resolve()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    units = [parse_unit(u) for u in args.units] if args.units else plan(args.seeds_fusion, args.seeds_other)
+    work, results = folders(args)
+    if args.command == "status":
+        done, missing = status(units, results)
+        print(f"done ({len(done)}): {' '.join(u.name for u in done) or '-'}")
+        print(f"missing ({len(missing)}): {' '.join(u.name for u in missing) or '-'}")
+        if missing:
+            print(finish_command(missing))
+        return 0
+    if args.command == "report":
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        import comparison_report  # beside this file
+
+        out = args.out or (work / "comparison.md" if args.dry_run else REPORT)
+        comparison_report.write_report(units, results, out, resamples=args.resamples)
+        print(f"wrote {out}")
+        return 0
+    failures = run_units(units, settings_from(args), work, results, lanes=args.lanes, threads=args.threads,
+                         in_process=args.in_process)
+    for unit, message in failures:
+        print(f"{unit.name} failed: {message}", file=sys.stderr)
+    return 1 if failures else 0
+
+
+def _read_json(path: Path, default):
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else default
+
+
+def _jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+if __name__ == "__main__":
+    sys.exit(main())

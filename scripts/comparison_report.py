@@ -1,0 +1,276 @@
+"""The report of scripts/comparison.py: docs/results/comparison.md (+ PNGs in docs/results/comparison/), regenerated
+from whatever units are finished (their unit.json written). Run it through `python scripts/comparison.py report`.
+
+Per measure (choice scoring; generation under the lenient and the paper protocol): accuracy per language and seed,
+the mean and spread over seeds, and for every pair of systems the paired difference on the same rows with a
+bootstrap 95 % interval that resamples XNLI items (a dev row with its 15 translations), seeds averaged first
+(`layalign.evaluation.statistics`). The profiling that chose the defaults is docs/results/comparison/profile.md,
+written by scripts/comparison_profile.py and included as it is.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import json
+import statistics as stats
+from pathlib import Path
+
+import comparison as cmp  # scripts/comparison.py, beside this file
+
+from layalign.evaluation.report import AVG, markdown_table, table_rows, truncation_note
+from layalign.evaluation.scoring import extract_answer, is_correct
+from layalign.evaluation.statistics import aligned, correctness, describe, paired_bootstrap, seed_summary
+from layalign.tasks import get_task
+
+XNLI = get_task("xnli")
+MEASURES = (("choices", "lenient", "choice scoring (the most likely label word)"),
+            ("generate", "lenient", "generation, lenient protocol (the first label word in the output)"),
+            ("generate", "paper", "generation, paper protocol (the stripped output equals the label word)"))
+PROFILE = "profile.md"
+
+
+def load_units(units: list[cmp.Unit], results: Path) -> dict[str, dict]:
+    """unit name -> its record, results and rows, for the finished units among `units`."""
+    loaded = {}
+    for unit in units:
+        folder = results / unit.name
+        if not (folder / cmp.MARKER).is_file():
+            continue
+        record = json.loads((folder / cmp.MARKER).read_text(encoding="utf-8"))
+        record["results"] = {(s, p): json.loads((folder / "eval" / s / f"results-{p}.json").read_text("utf-8"))
+                             for s in cmp.SCORINGS for p in cmp.PROTOCOLS}
+        record["rows"] = {s: cmp._jsonl(folder / "eval" / s / "predictions.jsonl") for s in cmp.SCORINGS}
+        record["folder"] = folder
+        loaded[unit.name] = record
+    return loaded
+
+
+def judged(rows: list[dict], protocol: str) -> list[dict]:
+    """The rows judged under `protocol` (the committed rows are lenient; the paper judgement is read again from the
+    same outputs, as evaluation.rescore does)."""
+    if protocol == "lenient":
+        return rows
+    return [row | {"correct": is_correct("xnli", extract_answer("xnli", row["output"], protocol), row["gold"],
+                                         protocol)} for row in rows]
+
+
+def by_system(done: dict[str, dict]) -> dict[str, list[dict]]:
+    systems: dict[str, list[dict]] = {}
+    for record in done.values():
+        systems.setdefault(record["system"], []).append(record)
+    order = list(cmp.SYSTEMS)
+    return {name: systems[name] for name in sorted(systems, key=order.index)}
+
+
+def accuracy_section(done: dict[str, dict], measure: tuple[str, str, str], figures: Path, slug: str,
+                     resamples: int) -> list[str]:
+    scoring, protocol, title = measure
+    systems = by_system(done)
+    langs = [lang for lang in XNLI.languages if any(lang in r["results"][scoring, protocol]["languages"]
+                                                    for r in done.values())]
+    low = [lang for lang in XNLI.low_resource if lang in langs]
+    lines = [f"## XNLI dev accuracy, {title}", ""]
+
+    # per seed
+    rows = [row for records in systems.values() for r in records
+            for row in table_rows(r["results"][scoring, protocol], r["label"])]
+    lines += ["Per seed (%):", "", markdown_table(langs, rows, low), ""]
+    notes: dict[str, list[str]] = {}
+    for r in done.values():
+        if note := truncation_note(r["results"][scoring, protocol]):
+            notes.setdefault(note, []).append(r["unit"])
+    lines += [f"Inputs of {', '.join(names)}: {note}." for note, names in notes.items()] + [""]
+
+    # mean and spread over seeds
+    lines += ["Mean over seeds (%), and the spread over seeds of the average over languages:", ""]
+    mean_rows, series, summary = [], {}, ["| system | seeds | mean | std | min-max |", "|---|---:|---:|---:|---|"]
+    for name, records in systems.items():
+        per_lang = {lang: [r["results"][scoring, protocol]["per_language"][lang]["accuracy"] for r in records
+                           if lang in r["results"][scoring, protocol]["per_language"]] for lang in langs}
+        avgs = [r["results"][scoring, protocol]["average"]["accuracy"] for r in records]
+        lows = [r["results"][scoring, protocol]["low_resource_average"]["accuracy"] for r in records]
+        label = cmp.SYSTEMS[name].label
+        mean_rows.append((label, "accuracy", {lang: stats.mean(v) for lang, v in per_lang.items() if v},
+                          stats.mean(avgs), stats.mean(x for x in lows if x is not None) if low else None))
+        s = seed_summary(avgs)
+        summary.append(f"| {label} | {s['n']} | {s['mean']:.1f} | {_fmt(s['std'])} | {s['min']:.1f}-{s['max']:.1f} |")
+        series[label] = [(min(v), stats.mean(v), max(v)) if v else None for v in per_lang.values()]
+        series[label].append((min(avgs), stats.mean(avgs), max(avgs)))
+    lines += [markdown_table(langs, mean_rows, low), "", *summary, ""]
+    chart = figures / f"accuracy-{slug}.png"
+    spread_chart(chart, langs, series, f"XNLI dev, {title}")
+    lines += [f"![XNLI accuracy, {title}]({figures.name}/{chart.name})", ""]
+
+    # paired differences
+    lines += pairs_section(systems, scoring, protocol, resamples)
+    return lines
+
+
+def pairs_section(systems: dict[str, list[dict]], scoring: str, protocol: str, resamples: int) -> list[str]:
+    if len(systems) < 2:
+        return ["(Paired differences need two systems with finished units.)", ""]
+    cells = {name: [correctness(judged(r["rows"][scoring], protocol)) for r in records]
+             for name, records in systems.items()}
+    table = ["| A | B | A - B (points) | 95 % interval | items x languages | excludes 0 |",
+             "|---|---|---:|---|---|---|"]
+    sentences = []
+    for a, b in itertools.combinations(list(systems)[::-1], 2):  # the fusion systems first: "LayAlign - X"
+        (ma, mb), items, langs = aligned([cells[a], cells[b]])
+        result = paired_bootstrap(ma, mb, resamples=resamples, seed=0)
+        la, lb = cmp.SYSTEMS[a].label, cmp.SYSTEMS[b].label
+        table.append(f"| {la} | {lb} | {100 * result.difference:+.1f} | [{100 * result.low:+.1f}, "
+                     f"{100 * result.high:+.1f}] | {len(items)} x {len(langs)} | "
+                     f"{'yes' if result.excludes_zero else 'no'} |")
+        seeds = f" ({len(cells[a])} vs {len(cells[b])} seeds, averaged per row first)"
+        sentences.append(f"- {describe(result, la, lb)[:-1]}{seeds}.")
+    return ["Paired differences on the same rows: the bootstrap resamples items (a dev row with all its "
+            f"translations) {resamples:,} times, each system's seeds averaged per row first:", "", *table, "",
+            *sentences, ""]
+
+
+def spread_chart(path: Path, langs: list[str], series: dict[str, list[tuple[float, float, float] | None]],
+                 title: str) -> None:
+    """Grouped bars of the mean over seeds per language (then the average), the whiskers the min-max over seeds."""
+    from matplotlib.figure import Figure  # a bare Figure renders with Agg, as the report helpers do
+
+    categories = [*langs, AVG]
+    fig = Figure(figsize=(max(7.0, 0.6 * len(categories) * (1 + 0.2 * len(series))), 4.2), layout="constrained")
+    ax = fig.subplots()
+    width = 0.8 / max(1, len(series))
+    for i, (label, values) in enumerate(series.items()):
+        xs = [j + (i - (len(series) - 1) / 2) * width for j in range(len(categories))]
+        means = [v[1] if v else float("nan") for v in values]
+        err = [[v[1] - v[0] if v else 0 for v in values], [v[2] - v[1] if v else 0 for v in values]]
+        ax.bar(xs, means, width=width, label=label, yerr=err, capsize=1.5, error_kw={"linewidth": 0.7})
+    ax.axhline(100 / 3, color="grey", linewidth=0.8, linestyle="--")  # chance: three balanced labels
+    ax.axvline(len(langs) - 0.5, color="grey", linewidth=0.8, linestyle=":")
+    ax.set_xticks(range(len(categories)), categories)
+    ax.set_ylabel("accuracy (%), mean over seeds; whiskers min-max")
+    ax.set_title(title)
+    ax.legend(fontsize="small", ncols=min(5, len(series)))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+
+
+def training_section(done: dict[str, dict]) -> list[str]:
+    lines = ["## Training", "", "| unit | stage | steps | mean loss, first 10 logged | mean loss, last 10 logged | "
+             "dev perplexity (start -> best) | result | minutes |", "|---|---|---:|---:|---:|---|---|---:|"]
+    for record in done.values():
+        for stage_dir in sorted((record["folder"] / "train").glob("*"), key=lambda p: p.name != "translation"):
+            log = cmp._jsonl(stage_dir / "train_log.jsonl")
+            losses = [r["loss"] for r in log if "loss" in r]
+            dev = [r["dev_ppl"] for r in log if "dev_ppl" in r]
+            steps = max((r["step"] for r in log), default=0)
+            result = json.loads((stage_dir / "stage_result.json").read_text())["model"] \
+                if (stage_dir / "stage_result.json").is_file() else "?"
+            seconds = (record["phases"].get(f"train-{stage_dir.name}") or {}).get("seconds")
+            lines.append(f"| {record['unit']} | {stage_dir.name} | {steps} | {_mean(losses[:10])} | "
+                         f"{_mean(losses[-10:])} | {f'{dev[0]:.2f} -> {min(dev):.2f}' if dev else '–'} | {result} | "
+                         f"{_fmt(seconds / 60 if seconds else None)} |")
+    return lines + [""]
+
+
+def wall_time_section(done: dict[str, dict]) -> list[str]:
+    names = list(dict.fromkeys(p for r in done.values() for p in r["phases"]))
+    lines = ["## Wall time per phase (minutes)", "",
+             "| unit | " + " | ".join(names) + " | total | lanes / threads |",
+             "|---|" + "---:|" * (len(names) + 1) + "---|"]
+    for record in done.values():
+        seconds = [(record["phases"].get(p) or {}).get("seconds") for p in names]
+        total = sum(s for s in seconds if s)
+        machine = record["machine"]
+        lines.append(f"| {record['unit']} | " + " | ".join(_fmt(s / 60 if s is not None else None) for s in seconds)
+                     + f" | {total / 60:.1f} | OMP {machine.get('omp_threads') or '-'} / torch "
+                       f"{machine.get('torch_threads')} |")
+    return lines + ["", "A phase found finished by a resumed run shows its first run's time; '–' where unknown.", ""]
+
+
+def fusion_section(done: dict[str, dict], figures: Path) -> list[str]:
+    from layalign.inspection import InspectError, load_fusion_weights, plot
+    from layalign.inspection import describe as describe_fusion
+
+    layalign = [r for r in done.values() if r["system"] == "layalign"]
+    lines = ["## What the best LayAlign unit fuses: gates and layer-mix weights", ""]
+    if not layalign:
+        return lines + ["No LayAlign unit is finished yet.", ""]
+    best = max(layalign, key=lambda r: r["results"]["choices", "lenient"]["average"]["accuracy"])
+    accuracy = best["results"]["choices", "lenient"]["average"]["accuracy"]
+    lines.append(f"The LayAlign unit with the highest dev accuracy by choice scoring: {best['unit']} "
+                 f"({accuracy:.1f} %).")
+    model = Path(best["model_dir"])
+    try:
+        weights = load_fusion_weights(model)
+    except (InspectError, FileNotFoundError) as err:
+        return lines + ["", f"Its adapters are not in the work folder any more ({model}: {err}); rerun "
+                        f"`python scripts/comparison.py run --units {best['unit']}` on a machine that keeps runs/ "
+                        "to draw them.", ""]
+    png = plot(weights, figures / f"fusion-{best['unit']}.png")
+    return lines + ["", f"![gates and layer mix of {best['unit']}]({figures.name}/{png.name})", "", "```",
+                    describe_fusion(weights), "```", ""]
+
+
+def header(units: list[cmp.Unit], done: dict[str, dict], missing: list[cmp.Unit]) -> list[str]:
+    settings = next(iter(done.values()))["settings"] if done else vars(cmp.Settings())
+    machines = sorted({f"{r['machine']['platform']}, {r['machine']['cpus']} CPUs, torch {r['machine']['torch']}, "
+                       f"transformers {r['machine']['transformers']}" for r in done.values()})
+    lines = ["# A decisive small-scale comparison on XNLI", "",
+             f"Generated by `python scripts/comparison.py report` on {dt.date.today().isoformat()} from "
+             f"{len(done)} of {len(units)} units; run with `python scripts/comparison.py run` (resumable).", "",
+             f"- models: multilingual-e5-small (encoder, frozen) + {settings['llm']} (LLM, frozen), offline catalogue",
+             f"- systems: {', '.join(s.label for s in cmp.SYSTEMS.values())}; recipes in configs/reproduction/",
+             f"- every trained system: {settings['steps']} task-stage optimiser steps; MindMerger and LayAlign first "
+             "a translation stage each (not shared: the two architectures train different adapters); LangBridge "
+             "and LLM + LoRA one task stage",
+             f"- evaluation: XNLI dev, {settings['limit']} rows per language, "
+             f"{len(settings['langs'] or XNLI.languages)} languages, the same rows for every unit; choice scoring, "
+             "and greedy generation scored under both protocols (the same outputs judged twice)",
+             f"- training settings added to every stage: {' '.join(settings['train_settings']) or 'none'}",
+             f"- machine(s): {'; '.join(machines) or 'none yet'}", ""]
+    if any(r["settings"] != settings for r in done.values()):
+        lines += ["**Note: the finished units were run with different settings** (see each unit.json).", ""]
+    lines += ["## Units", ""]
+    lines += [f"- done ({len(done)}): {', '.join(done) or '-'}",
+              f"- missing ({len(missing)}): {', '.join(u.name for u in missing) or '-'}", ""]
+    if missing:
+        lines += ["Finish them with:", "", "```bash", cmp.finish_command(missing),
+                  "python scripts/comparison.py report", "```", ""]
+    return lines
+
+
+def choices_paper_note(done: dict[str, dict]) -> list[str]:
+    same = all(r["results"]["choices", "paper"]["average"] == r["results"]["choices", "lenient"]["average"]
+               for r in done.values())
+    return [("Choice scoring gives the same accuracy under both protocols (its output is the label word itself), "
+             "so it is shown once." if same else
+             "**Choice scoring differs between the protocols for some unit** (results-paper.json beside each).")
+            + "", ""]
+
+
+def write_report(units: list[cmp.Unit], results: Path, out: Path, resamples: int = 10_000) -> str:
+    done = load_units(units, results)
+    missing = [u for u in units if u.name not in done]
+    figures = out.parent / out.stem  # docs/results/comparison/ beside docs/results/comparison.md
+    lines = header(units, done, missing)
+    if done:
+        lines += choices_paper_note(done)
+        for measure in MEASURES:
+            lines += accuracy_section(done, measure, figures, f"{measure[0]}-{measure[1]}", resamples)
+        lines += training_section(done) + wall_time_section(done) + fusion_section(done, figures)
+    profile = figures / PROFILE
+    lines += ["## How a unit is run", ""]
+    lines += [profile.read_text(encoding="utf-8").strip(), ""] if profile.is_file() else \
+        ["(No profile yet: `python scripts/comparison_profile.py`.)", ""]
+    text = "\n".join(lines).rstrip() + "\n"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text, encoding="utf-8")
+    return text
+
+
+def _mean(values: list[float]) -> str:
+    return f"{stats.mean(values):.3f}" if values else "–"
+
+
+def _fmt(value: float | None) -> str:
+    return "–" if value is None else f"{value:.1f}"
+

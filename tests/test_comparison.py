@@ -1,0 +1,154 @@
+"""scripts/comparison.py end to end on tiny random models (its --dry-run sizes, in this process): two units run,
+their folders hold what the report needs, unit.json is written last, a rerun skips finished units and phases, the
+report lists the missing units with the command that finishes them. And evaluation.rescore, which the script uses
+to judge the generated outputs under the paper protocol without generating twice."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from evaluation_helpers import FakeSystem
+from layalign.data.examples import EvalExample
+from layalign.evaluation import evaluate, load_predictions, rescore
+from training_helpers import DATA, PARALLEL, XNLI, save_tiny_pair
+
+SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
+needs_data = pytest.mark.skipif(not (DATA / "xnli").is_dir(), reason=f"shared data not found at {DATA}")
+
+
+def load_script():
+    if "comparison" not in sys.modules:
+        sys.path.insert(0, str(SCRIPTS))  # comparison_report imports comparison from beside it
+        spec = importlib.util.spec_from_file_location("comparison", SCRIPTS / "comparison.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules["comparison"] = module
+        spec.loader.exec_module(module)
+    return sys.modules["comparison"]
+
+
+def test_rescore_judges_the_same_outputs_under_another_protocol(tmp_path):
+    examples = {"en": [EvalExample(id=f"xnli-en-{i}", lang="en", source="s", prompt="p", gold="entailment")
+                       for i in range(3)]}
+    outputs = iter(["entailment", "Entailment", "entailment\nPremise: more"])  # all right leniently, one by the paper
+    system = FakeSystem("fake", lambda s: next(outputs))
+    first = evaluate(system, "xnli", examples, tmp_path / "lenient", progress=False)
+    again = rescore(tmp_path / "lenient", tmp_path / "paper", "paper")
+    assert first["average"]["accuracy"] == 100.0 and again["average"]["accuracy"] == pytest.approx(100 / 3)
+    assert again["protocol"] == "paper" and again["system"] == "fake" and system.calls == 1  # nothing generated
+    lenient, paper = load_predictions(tmp_path / "lenient" / "predictions.jsonl"), \
+        load_predictions(tmp_path / "paper" / "predictions.jsonl")
+    assert [r["output"] for r in lenient] == [r["output"] for r in paper]
+    assert [r["correct"] for r in paper] == [True, False, False]
+    assert json.loads((tmp_path / "paper" / "run.json").read_text())["protocol"] == "paper"
+    rescore(tmp_path / "lenient", tmp_path / "paper", "paper")  # again: replaced, not appended
+    assert len(load_predictions(tmp_path / "paper" / "predictions.jsonl")) == 3
+
+
+def test_units_and_their_names():
+    cmp = load_script()
+    names = [u.name for u in cmp.plan()]
+    assert names[:4] == ["layalign-s0", "mindmerger-s0", "llm-lora-s0", "langbridge-s0"]
+    assert names.count("llm-prompted") == 1 and len(names) == 3 + 3 + 2 + 2 + 1
+    assert {n for n in names if n.endswith("-s2")} == {"layalign-s2", "mindmerger-s2"}
+    assert cmp.parse_unit("mindmerger-s4").seed == 4 and cmp.parse_unit("llm-prompted").seed is None
+    with pytest.raises(ValueError, match="unknown unit"):
+        cmp.parse_unit("llm-prompted-s0")
+
+
+def test_a_one_stage_system_refuses_a_two_stage_recipe(tmp_path):
+    cmp = load_script()
+    (tmp_path / "langbridge.yaml").write_text("stage: task\ninit_from: runs/x/translation\n")
+    with pytest.raises(ValueError, match="not a one-stage langbridge recipe"):
+        cmp.check_recipe(cmp.SYSTEMS["langbridge"], cmp.SYSTEMS["langbridge"].stages[0], tmp_path)
+    with pytest.raises(FileNotFoundError, match="llm-lora.yaml"):
+        cmp.check_recipe(cmp.SYSTEMS["llm-lora"], cmp.SYSTEMS["llm-lora"].stages[0], tmp_path)
+
+
+@pytest.fixture(scope="module")
+def tiny_setup(tmp_path_factory):
+    """Recipes for the tiny pair in the shape of configs/reproduction/, and the pair itself."""
+    root = tmp_path_factory.mktemp("comparison")
+    pair = save_tiny_pair(root / "pair")
+    common = dict(model=dict(pair), learning_rate=3e-3, batch_size=4, log_every=1, device="cpu",
+                  max_source_length=64, max_prompt_length=64, max_target_length=16)
+    recipes = root / "recipes"
+    recipes.mkdir()
+    (recipes / "translation.yaml").write_text(yaml.safe_dump(
+        dict(stage="translation", train_data=[PARALLEL], **common)))
+    (recipes / "layalign.yaml").write_text(yaml.safe_dump(
+        dict(stage="task", train_data=[XNLI], **{**common, "model": {}})))
+    return root, pair, recipes
+
+
+@needs_data
+@pytest.mark.slow
+def test_dry_run_of_two_units_then_resume_then_report(tiny_setup, monkeypatch):
+    cmp = load_script()
+    root, pair, recipes = tiny_setup
+    work, results = root / "work", root / "units"
+    args = ["--dry-run", "--units", "layalign-s0", "llm-prompted", "--work", str(work), "--results", str(results)]
+    run = ["run", *args, "--recipes", str(recipes), "--llm", pair["llm"], "--data", str(DATA), "--in-process",
+           "--train-settings"]  # none: the tiny pair in float32
+    assert cmp.main(run) == 0
+
+    unit = results / "layalign-s0"
+    record = json.loads((unit / "unit.json").read_text())
+    assert record["status"] == "done" and record["seed"] == 0 and record["settings"]["steps"] == 2
+    assert list(record["phases"]) == ["train-translation", "train-task", "eval-choices", "eval-generate", "rescore",
+                                      "collect"]
+    assert [c["phase"] for c in record["commands"]][:2] == ["train-translation", "train-task"]
+    assert "max_steps=2" in record["commands"][1]["command"] and "--resume" in record["commands"][1]["command"]
+    assert record["machine"]["cpus"] and record["machine"]["torch"]
+    for stage in ("translation", "task"):
+        assert (unit / "train" / stage / "train_log.jsonl").is_file()
+    for scoring in ("choices", "generate"):
+        rows = [json.loads(line) for line in (unit / "eval" / scoring / "predictions.jsonl").read_text().splitlines()]
+        assert len(rows) == 4 and {r["lang"] for r in rows} == {"en", "sw"}  # 2 rows x 2 languages
+        assert "prompt" not in rows[0] and "output" in rows[0]  # the committed rows are small
+        for protocol in ("lenient", "paper"):
+            results_file = unit / "eval" / scoring / f"results-{protocol}.json"
+            assert json.loads(results_file.read_text())["protocol"] == protocol
+    # the marker is the last file written
+    written = [p for p in unit.rglob("*") if p.is_file()]
+    assert max(written, key=lambda p: p.stat().st_mtime_ns).name == "unit.json"
+    assert not list((work / "layalign-s0").rglob("*.tmp"))
+    assert (results / "llm-prompted" / "unit.json").is_file() and not (results / "llm-prompted" / "train").exists()
+
+    # a rerun finds both units done and runs nothing
+    calls = []
+    monkeypatch.setattr(cmp.Runner, "__call__", lambda self, argv, log: calls.append(argv))
+    assert cmp.main(run) == 0 and calls == []
+
+    # a unit without its marker (killed while collecting) is collected again; its finished phases are skipped
+    (unit / "unit.json").unlink()
+    assert cmp.main(run) == 0 and calls == []
+    assert json.loads((unit / "unit.json").read_text())["phases"]["train-task"]["seconds"] is not None
+
+    # the report: tables, intervals, charts, and the missing units with the command that finishes them
+    out = root / "report" / "comparison.md"
+    assert cmp.main(["report", "--dry-run", "--work", str(work), "--results", str(results), "--out", str(out),
+                     "--resamples", "200"]) == 0
+    text = out.read_text()
+    assert "done (2): layalign-s0, llm-prompted" in text
+    assert "python scripts/comparison.py run --lanes 2 --units mindmerger-s0 llm-lora-s0" in text
+    assert "- LayAlign and LLM only (prompted) are not distinguishable" in text or "- LayAlign is" in text
+    assert "| LayAlign | LLM only (prompted) |" in text and "interval contains 0" in text
+    assert (root / "report" / "comparison" / "accuracy-choices-lenient.png").is_file()
+    assert (root / "report" / "comparison" / "fusion-layalign-s0.png").is_file()  # adapters still in the work dir
+
+
+def test_status_lists_missing_units_with_the_command(tmp_path, capsys):
+    cmp = load_script()
+    (tmp_path / "units" / "layalign-s0").mkdir(parents=True)
+    (tmp_path / "units" / "layalign-s0" / "unit.json").write_text("{}")
+    (tmp_path / "units" / "mindmerger-s0").mkdir()  # started, no marker: not done
+    assert cmp.main(["status", "--units", "layalign-s0", "mindmerger-s0", "--results", str(tmp_path / "units")]) == 0
+    out = capsys.readouterr().out
+    assert "done (1): layalign-s0" in out and "missing (1): mindmerger-s0" in out
+    assert "python scripts/comparison.py run --lanes 2 --units mindmerger-s0" in out
