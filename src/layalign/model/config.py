@@ -12,12 +12,19 @@ CONFIG_NAME = "layalign_config.json"
 ADAPTER_NAME = "adapter.safetensors"
 
 # What each variant means when a switch is left unset (None). LayAlign = MindMerger + layer-wise fusion;
-# LangBridge = one linear map, no LLM prompt, no fusion.
+# LangBridge (as its release runs it) = one linear map, a randomly initialised end vector, the encoder reading the
+# templated instruction and the LLM no prompt, no fusion.
 VARIANTS: dict[str, dict[str, Any]] = {
     "layalign": {"mapping": "mlp", "use_prompt": True, "fusion": True},
     "mindmerger": {"mapping": "mlp", "use_prompt": True, "fusion": False},
-    "langbridge": {"mapping": "linear", "use_prompt": False, "fusion": False},
+    "langbridge": {"mapping": "linear", "use_prompt": False, "fusion": False, "boundary_init": "normal",
+                   "encoder_reads_prompt": True},
 }
+# the value of a switch that a variant does not set
+SWITCH_DEFAULTS: dict[str, Any] = {"boundary_init": "zeros", "encoder_reads_prompt": False}
+# what a model directory saved before a switch existed ran with (LayAlignConfig.load)
+LEGACY_SWITCHES: dict[str, Any] = {"boundary_init": "zeros", "encoder_reads_prompt": False}
+BOUNDARY_INITS = ("zeros", "normal")
 MAPPINGS = ("mlp", "linear", "none")
 ALIGNER_STRUCTURES = ("linear", "mlp")
 DTYPES = ("float32", "bfloat16", "float16")  # names; backbones.loading maps them to torch dtypes
@@ -28,7 +35,8 @@ class LayAlignConfig:
     """Everything needed to rebuild a LayAlign model around its frozen encoder and LLM.
 
     encoder / llm: model references (hub id, local directory, GGUF file or catalogue name).
-    variant: "layalign", "mindmerger" or "langbridge"; fills `mapping`, `use_prompt` and `fusion` when unset.
+    variant: "layalign", "mindmerger" or "langbridge"; fills `mapping`, `use_prompt` and `fusion` (LangBridge also
+        `boundary_init` and `encoder_reads_prompt`) when unset.
     mapping: the input mapping in front of the prompt: "mlp" (paper), "linear" (LangBridge) or "none".
     use_prompt: feed the LLM the task prompt after the mapped encoder states ("augmentation").
     fusion: layer-wise aligner + gated fusion attention in the LLM layers.
@@ -36,6 +44,13 @@ class LayAlignConfig:
         choice, every state but the final one.
     llm_layers: LLM decoder layers that receive the fusion branch. Default: all.
     aligner_structure: "linear" (layer mix -> ReLU -> projection) or "mlp" (an extra ReLU + linear).
+    boundary_init: the boundary (end) vector after the mapped states at construction: "zeros" (MindMerger, LayAlign)
+        or "normal" (LangBridge's enc_eos, torch.randn).
+    encoder_reads_prompt: the encoder reads the task-templated prompt instead of the bare source where an example has
+        one (LangBridge); LayAlignProcessor.from_model applies it in training and evaluation alike.
+    encoder_dropout: keep the frozen encoder in training mode while the model trains, so that its dropout acts on
+        the states feeding the mapping and the aligner, as all three releases do (it still gets no gradients);
+        False keeps it in eval mode.
     mask_encoder_padding: mask padded encoder positions in the fusion attention (False = the authors' behaviour).
     dtype: dtype of the frozen encoder and LLM; the adapters stay in float32 for stable optimisation.
     fusion_dtype: dtype of the fusion state (every fused layer's keys and gated values) and of the branch's
@@ -53,6 +68,9 @@ class LayAlignConfig:
     fusion: bool | None = None
     encoder_layers: list[int] | None = None
     llm_layers: list[int] | None = None
+    boundary_init: str | None = None
+    encoder_reads_prompt: bool | None = None
+    encoder_dropout: bool = False
     aligner_structure: str = "linear"
     mask_encoder_padding: bool = True
     dtype: str = "float32"
@@ -66,7 +84,11 @@ class LayAlignConfig:
         for name, value in VARIANTS[self.variant].items():
             if getattr(self, name) is None:
                 setattr(self, name, value)
+        for name, value in SWITCH_DEFAULTS.items():
+            if getattr(self, name) is None:
+                setattr(self, name, value)
         _check_choice("mapping", self.mapping, MAPPINGS)
+        _check_choice("boundary_init", self.boundary_init, BOUNDARY_INITS)
         _check_choice("aligner_structure", self.aligner_structure, ALIGNER_STRUCTURES)
         _check_choice("dtype", self.dtype, DTYPES)
         _check_choice("fusion_dtype", self.fusion_dtype, ("auto", *DTYPES))
@@ -105,7 +127,8 @@ class LayAlignConfig:
             data = json.loads(path.read_text(encoding="utf-8"))
         except json.JSONDecodeError as err:
             raise ValueError(f"{path} is not valid JSON: {err}") from err
-        return cls.from_dict(data)
+        # a directory saved before a switch existed ran without it, whatever its variant's default is now
+        return cls.from_dict({**LEGACY_SWITCHES, **data})
 
 
 def _check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:

@@ -82,7 +82,7 @@ class LayAlignModel(nn.Module):
         self.num_kv_heads = dec.num_kv_heads
 
         self.mapping = None if config.mapping == "none" else InputMapping(enc.width, dec.width, config.mapping)
-        self.boundary = None if config.mapping == "none" else nn.Parameter(torch.zeros(1, 1, dec.width))
+        self.boundary = None if config.mapping == "none" else nn.Parameter(_boundary(config.boundary_init, dec.width))
         self.aligner = self.gates = None
         if config.fusion:
             self.aligner = LayerwiseAligner(len(config.encoder_layers), len(config.llm_layers), enc.width,
@@ -115,9 +115,10 @@ class LayAlignModel(nn.Module):
         return sum(p.numel() for p in self.parameters() if p.requires_grad)
 
     def train(self, mode: bool = True) -> LayAlignModel:
-        """Frozen parts stay in eval mode (no dropout): only the adapters train."""
+        """Frozen parts stay in eval mode (no dropout): only the adapters train. With `encoder_dropout` the encoder
+        follows `mode` (its dropout acts while training, as in the releases; it is still frozen)."""
         super().train(mode)
-        self.encoder.eval()
+        self.encoder.train(mode and self.config.encoder_dropout)
         self.llm.eval()
         # later 5.x releases renamed is_gradient_checkpointing (deprecated) to is_activation_checkpointing
         flag = ("is_activation_checkpointing" if hasattr(type(self.llm), "is_activation_checkpointing")
@@ -373,6 +374,11 @@ def _resolve_layers(chosen, default, limit: int, name: str, what: str) -> list[i
     if len(set(layers)) != len(layers):
         raise ValueError(f"{name} has repeated indices: {layers}")
     return layers
+
+
+def _boundary(init: str, width: int) -> torch.Tensor:
+    """The boundary vector at construction: zeros (MindMerger, LayAlign) or N(0, 1) (LangBridge's enc_eos)."""
+    return torch.randn(1, 1, width) if init == "normal" else torch.zeros(1, 1, width)
 
 
 def _mask_or_ones(ids: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:

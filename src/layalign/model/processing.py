@@ -6,6 +6,10 @@ call: sources and targets keep their beginning, prompts keep their end (where th
 call also records which of each example's texts were cut (`last_truncated`), so evaluation can count truncated
 inputs per language instead of relying on warnings.
 
+Which text the encoder reads and whether the LLM gets the prompt follow the model's config (`from_model`), in
+training and evaluation alike: LangBridge's encoder reads the task-templated prompt (`encoder_reads_prompt`), and a
+model without `use_prompt` gets no prompt tensors at all.
+
 Encoders whose tokenizer carries a source-language tag (NLLB, M2M100: `src_lang`) read every source with its own
 language's tag when the caller passes `langs`, as the authors' releases do; `encoder_lang_code` maps our ISO 639-1
 codes to the tokenizer's codes.
@@ -76,7 +80,8 @@ def encoder_lang_code(tokenizer, lang: str) -> str | None:
 class LayAlignProcessor:
     def __init__(self, encoder_tokenizer, llm_tokenizer, max_source_length: int = DEFAULT_LENGTHS.max_source_length,
                  max_prompt_length: int = DEFAULT_LENGTHS.max_prompt_length,
-                 max_target_length: int = DEFAULT_LENGTHS.max_target_length):
+                 max_target_length: int = DEFAULT_LENGTHS.max_target_length, encoder_reads_prompt: bool = False,
+                 use_prompt: bool = True):
         if encoder_tokenizer is None or llm_tokenizer is None:
             raise ValueError("LayAlignProcessor needs both the encoder's and the LLM's tokenizer")
         self.encoder_tokenizer = encoder_tokenizer
@@ -84,6 +89,10 @@ class LayAlignProcessor:
         self.max_source_length = max_source_length
         self.max_prompt_length = max_prompt_length
         self.max_target_length = max_target_length
+        # the encoder reads an example's prompt (where it has one) instead of its source (LangBridge)
+        self.encoder_reads_prompt = encoder_reads_prompt
+        # False: prompts never reach the LLM (the model would ignore them; not tokenised, cut or counted)
+        self.use_prompt = use_prompt
         self.eos_token_id = llm_tokenizer.eos_token_id
         # texts cut so far, per kind; a trainer turns the per-call warnings off and reports these totals instead
         self.truncated: Counter[str] = Counter()
@@ -95,7 +104,11 @@ class LayAlignProcessor:
 
     @classmethod
     def from_model(cls, model, **lengths) -> LayAlignProcessor:
-        return cls(model.encoder_tokenizer, model.llm_tokenizer, **lengths)
+        """The processor for `model`: its tokenizers, and what its config says the encoder and the LLM read."""
+        config = model.config
+        return cls(model.encoder_tokenizer, model.llm_tokenizer, **lengths,
+                   encoder_reads_prompt=bool(getattr(config, "encoder_reads_prompt", False)),
+                   use_prompt=bool(getattr(config, "use_prompt", True)))
 
     @property
     def lengths(self) -> InputLengths:
@@ -109,14 +122,18 @@ class LayAlignProcessor:
         _check_texts("source", sources)
         if langs is not None and len(langs) != len(sources):
             raise ValueError(f"{len(langs)} languages for {len(sources)} sources")
+        if prompts is not None and len(prompts) != len(sources):
+            raise ValueError(f"{len(prompts)} prompts for {len(sources)} sources")
+        if self.encoder_reads_prompt and prompts is not None:
+            sources = [p if p else s for s, p in zip(sources, prompts, strict=True)]
+        if not self.use_prompt:
+            prompts = None
         self.last_truncated = [[] for _ in sources]
         source_ids = self._source_ids(sources, langs)
         source_ids = self._truncate(source_ids, self.max_source_length, "source", keep="start",
                                     tail=self._encoder_tail())
         batch = _pad(source_ids, "encoder_input_ids", "encoder_attention_mask", self._encoder_pad())
         if prompts is not None and any(p is not None for p in prompts):
-            if len(prompts) != len(sources):
-                raise ValueError(f"{len(prompts)} prompts for {len(sources)} sources")
             prompt_ids = [self._llm_ids(p) if p else [] for p in prompts]
             prompt_ids = self._truncate(prompt_ids, self.max_prompt_length, "prompt", keep="end")
             batch |= _pad(prompt_ids, "prompt_input_ids", "prompt_attention_mask", 0)

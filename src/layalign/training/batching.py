@@ -31,15 +31,18 @@ def plan_batches(lengths: list[int], global_batch: int, seed: int, epoch: int, g
 
 
 class Batcher:
-    """Texts -> tensors for one stage: the translation stage has no LLM prompt; the task stage uses the
-    example's prompt when the model takes one (not LangBridge)."""
+    """Texts -> tensors for one stage: the translation stage has no prompt; the task stage hands the processor the
+    example's prompt when the model reads it: the LLM (`use_prompt`) or, for LangBridge, the encoder (the processor's
+    `encoder_reads_prompt`). Each example's language reaches the processor (NLLB/M2M100 source tags)."""
 
     def __init__(self, processor: LayAlignProcessor, stage: str, use_prompt: bool):
-        self.processor, self.with_prompt = processor, stage == "task" and use_prompt
+        self.processor = processor
+        self.with_prompt = stage == "task" and (use_prompt or getattr(processor, "encoder_reads_prompt", False))
 
     def __call__(self, examples: list[TrainExample]) -> dict[str, torch.Tensor]:
         prompts = [e.prompt for e in examples] if self.with_prompt else None
-        return self.processor([e.source for e in examples], prompts, [e.target for e in examples])
+        return self.processor([e.source for e in examples], prompts, [e.target for e in examples],
+                              langs=[e.lang for e in examples])
 
 
 def process_share(batch_ids: list[int], batch_size: int, accumulation: int, rank: int) -> list[list[int]]:
