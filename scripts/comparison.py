@@ -166,9 +166,10 @@ class Runner:
     """Runs `layalign` commands: in a subprocess with its own thread count (the default), or in this process (tests:
     no interpreter start per command). Each command's output goes to a log file."""
 
-    def __init__(self, threads: int | None = None, in_process: bool = False):
+    def __init__(self, threads: int | None = None, in_process: bool = False, lanes: int = 1):
         self.threads = threads
         self.in_process = in_process
+        self.lanes = lanes
 
     def __call__(self, argv: list[str], log: Path) -> None:
         log.parent.mkdir(parents=True, exist_ok=True)
@@ -294,12 +295,12 @@ def run_unit(unit: Unit, settings: Settings, work_root: Path, results_root: Path
     phase("rescore", None, False, rescore_all)
     commands.append({"phase": "rescore", "command": "layalign.evaluation.rescore(<eval>/<scoring>-lenient, "
                                                      "<eval>/<scoring>-paper, 'paper') for choices and generate"})
-    collect(unit, settings, work, final, phases, commands, model)
+    collect(unit, settings, work, final, phases, commands, model, runner)
     return final
 
 
 def collect(unit: Unit, settings: Settings, work: Path, final: Path, phases: dict, commands: list[dict],
-            model: str) -> None:
+            model: str, runner: Runner) -> None:
     """The small results into the committed folder, unit.json last (the unit counts as done only then)."""
     start = time.time()
     if final.exists():
@@ -324,7 +325,8 @@ def collect(unit: Unit, settings: Settings, work: Path, final: Path, phases: dic
     phases = phases | {"collect": {"seconds": round(time.time() - start, 1)}}
     record = {"unit": unit.name, "system": unit.system.name, "label": unit.label, "seed": unit.seed,
               "status": "done", "finished": time.strftime("%Y-%m-%dT%H:%M:%S"), "phases": phases,
-              "commands": commands, "model_dir": model, "settings": vars(settings), "machine": machine()}
+              "commands": commands, "model_dir": model, "settings": vars(settings),
+              "machine": machine() | {"lanes": runner.lanes, "threads_per_command": runner.threads}}
     tmp = final / (MARKER + ".tmp")
     tmp.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
     tmp.rename(final / MARKER)
@@ -348,7 +350,7 @@ def run_units(units: list[Unit], settings: Settings, work: Path, results: Path, 
     if lanes > 1 and in_process:
         raise ValueError("lanes run separate processes; --in-process takes one lane")
     threads = threads or (max(1, (os.cpu_count() or 1) // lanes) if lanes > 1 else None)
-    runner = Runner(threads=threads, in_process=in_process)
+    runner = Runner(threads=threads, in_process=in_process, lanes=lanes)
     failures: list[tuple[Unit, str]] = []
 
     def one(unit: Unit) -> None:

@@ -181,8 +181,8 @@ def wall_time_section(done: dict[str, dict]) -> list[str]:
         total = sum(s for s in seconds if s)
         machine = record["machine"]
         lines.append(f"| {record['unit']} | " + " | ".join(_fmt(s / 60 if s is not None else None) for s in seconds)
-                     + f" | {total / 60:.1f} | OMP {machine.get('omp_threads') or '-'} / torch "
-                       f"{machine.get('torch_threads')} |")
+                     + f" | {total / 60:.1f} | {machine.get('lanes', '?')} / "
+                       f"{machine.get('threads_per_command') or 'all'} |")
     return lines + ["", "A phase found finished by a resumed run shows its first run's time; '–' where unknown.", ""]
 
 

@@ -5,6 +5,9 @@
 # the XNLI dev set in all 15 languages, then the comparison table, the chart, the translation-stage chrF and the
 # trained LayAlign's gate / layer-mix heatmaps.
 #
+# Superseded by scripts/comparison.py (the decisive comparison: more seeds, llm-lora, paired bootstrap); kept as
+# the command that produced docs/results/reproduction.md.
+#
 #   bash scripts/reproduce_xnli.sh                   # everything; rerunning resumes and skips what is done
 #   OUT=runs/repro LIMIT=100 LANES=1 bash scripts/reproduce_xnli.sh
 #
