@@ -2,6 +2,8 @@
 
     checkpoints/step-N/   adapters + optimiser + scheduler + RNG + position (safetensors and JSON, no pickle)
     best/, final/         adapters only (`LayAlignModel.save_pretrained`)
+    stage_result.json     which of them is the stage's result (TrainConfig.select): what `resolve_model_dir`, and
+                          so the next stage's `init_from` and evaluation, take for the output directory
 
 Every directory is written beside its place and renamed in (`layalign.files.replace_directory`): a crash never
 leaves a half-written one, and a checkpoint counts only once its trainer state is there.
@@ -27,6 +29,7 @@ from layalign.model.modeling import LayAlignModel
 from layalign.training.config import TrainConfig
 
 TRAINER_STATE = "trainer_state.json"
+STAGE_RESULT = "stage_result.json"
 OPTIMIZER_NAME = "optimizer.safetensors"
 RNG_NAME = "rng.safetensors"
 
@@ -100,18 +103,35 @@ def save_adapters(directory: Path, model: LayAlignModel) -> Path:
 
 
 def load_model(config: TrainConfig) -> LayAlignModel:
-    """A fresh model from `config.model`, or the adapters of a previous stage (`init_from`)."""
+    """A fresh model from `config.model`, or the adapters of a previous stage (`init_from`), where `config.model` may
+    still set how the frozen parts run (dtype, encoder_dropout), not what the model is."""
     if config.init_from:
         directory = resolve_model_dir(config.init_from)
-        overrides = {k: v for k, v in config.model.items() if k == "dtype"}
+        overrides = {k: v for k, v in config.model.items() if k in ("dtype", "encoder_dropout")}
         return LayAlignModel.from_pretrained(directory, **overrides)
     return LayAlignModel(LayAlignConfig.from_dict(dict(config.model)))
 
 
+def write_stage_result(out: Path, select: str, chosen: str, record: dict[str, Any]) -> Path:
+    """Record which model directory (`chosen`: "best" or "final") is the stage's result, and why."""
+    path = out / STAGE_RESULT
+    path.write_text(json.dumps({"select": select, "model": chosen, **record}, indent=1) + "\n", encoding="utf-8")
+    return path
+
+
 def resolve_model_dir(path: str | Path) -> Path:
-    """A LayAlign directory, or a training output_dir (its best/, else its final/)."""
+    """A LayAlign directory, or a training output_dir: the model its stage selected (stage_result.json); for a run
+    without that record (unfinished, or older), its best/, else its final/."""
     path = Path(path)
-    for candidate in (path, path / "best", path / "final"):
+    if (path / CONFIG_NAME).is_file():
+        return path
+    record = path / STAGE_RESULT
+    if record.is_file():
+        chosen = path / json.loads(record.read_text(encoding="utf-8"))["model"]
+        if not (chosen / CONFIG_NAME).is_file():
+            raise FileNotFoundError(f"{record} names {chosen}, which holds no LayAlign model ({CONFIG_NAME})")
+        return chosen
+    for candidate in (path / "best", path / "final"):
         if (candidate / CONFIG_NAME).is_file():
             return candidate
     raise FileNotFoundError(f"{path} holds no LayAlign model ({CONFIG_NAME}), nor best/ or final/ with one")

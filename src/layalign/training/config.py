@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 STAGES = ("translation", "task")
+SELECTIONS = ("best", "final")  # which adapters are a stage's result (TrainConfig.select)
+LR_SCHEDULERS = ("cosine", "constant", "linear")
 
 
 @dataclass
@@ -22,13 +24,15 @@ class TrainConfig:
     stage: str = "translation"
     output_dir: str = "runs/train"
     model: dict[str, Any] = field(default_factory=dict)  # LayAlignConfig fields (ignored with init_from)
-    init_from: str | None = None  # a LayAlign directory or a previous stage's output_dir (its best/ or final/)
+    init_from: str | None = None  # a LayAlign directory or a previous stage's output_dir (the model it selected)
     data_dir: str = "../shared/data"
     train_data: list[dict[str, Any]] = field(default_factory=list)
     dev_data: list[dict[str, Any]] = field(default_factory=list)
     dev_size: int = 0  # held out from train_data when dev_data is empty (the recipe holds out 3,000 pairs)
-    # optimisation (the paper: AdamW 0.8/0.999, eps 1e-8, wd 3e-7, cosine with 5% warm-up)
+    # optimisation (the paper: AdamW 0.8/0.999, eps 1e-8, wd 3e-7, cosine with 5% warm-up; MindMerger and
+    # LangBridge: a constant learning rate)
     learning_rate: float = 4e-5
+    lr_scheduler: str = "cosine"  # "cosine", "constant" or "linear" (decay to 0), each after `warmup_ratio`
     batch_size: int = 8  # per process and micro-batch
     gradient_accumulation_steps: int = 1
     epochs: float = 3.0
@@ -45,6 +49,9 @@ class TrainConfig:
     max_prompt_length: int = 512
     max_target_length: int = 512
     group_by_length: bool = True
+    # the stage's result, what `init_from` and evaluation of the output_dir use: "best" = the lowest dev perplexity
+    # (MindMerger's release), "final" = the last step's adapters (LayAlign's and LangBridge's)
+    select: str = "best"
     # bookkeeping
     log_every: int = 10
     eval_every: int = 0  # 0: evaluate on dev only at the end
@@ -56,6 +63,10 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.stage not in STAGES:
             raise ValueError(f"unknown stage {self.stage!r}; choose one of {list(STAGES)}")
+        for name, value, choices in (("select", self.select, SELECTIONS),
+                                     ("lr_scheduler", self.lr_scheduler, LR_SCHEDULERS)):
+            if value not in choices:
+                raise ValueError(f"unknown {name} {value!r}; choose one of {list(choices)}")
         if self.mixed_precision in (False, None):  # YAML reads a bare `no` as false
             self.mixed_precision = "no"
         if self.mixed_precision not in ("no", "bf16"):

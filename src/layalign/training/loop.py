@@ -9,8 +9,9 @@ Output directory:
     train_config.yaml     the recipe as run (overrides applied)
     train_log.jsonl       one line per logged step and per dev evaluation
     checkpoints/step-N/   see `layalign.training.checkpoint`
-    best/                 the adapters with the lowest dev perplexity (what the next stage starts from)
+    best/                 the adapters with the lowest dev perplexity
     final/                the adapters after the last step
+    stage_result.json     which of the two is the stage's result (`select`): what the next stage starts from
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from layalign.training.checkpoint import (
     load_model,
     save_adapters,
     save_checkpoint,
+    write_stage_result,
 )
 from layalign.training.config import TrainConfig
 from layalign.training.recipe import read_examples
@@ -175,7 +177,6 @@ def setup(config: TrainConfig, resume: bool, model: LayAlignModel | None, proces
     unless resuming."""
     from accelerate import Accelerator
     from accelerate.utils import set_seed
-    from transformers import get_cosine_schedule_with_warmup
 
     out = Path(config.output_dir)
     accelerator = Accelerator(cpu=config.device == "cpu", mixed_precision=config.mixed_precision,
@@ -214,13 +215,29 @@ def setup(config: TrainConfig, resume: bool, model: LayAlignModel | None, proces
     parameters = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(parameters, lr=config.learning_rate, betas=config.adam_betas, eps=config.adam_eps,
                                   weight_decay=config.weight_decay)
-    scheduler = get_cosine_schedule_with_warmup(optimizer, math.ceil(config.warmup_ratio * max_steps), max_steps)
+    scheduler = make_scheduler(optimizer, config.lr_scheduler, math.ceil(config.warmup_ratio * max_steps), max_steps)
     wrapped = accelerator.prepare_model(model)
     return Run(config=config, out=out, accelerator=accelerator, model=wrapped,
                unwrapped=accelerator.unwrap_model(wrapped), processor=processor, batcher=batcher,
                parameters=parameters, optimizer=optimizer, scheduler=scheduler, train_examples=train_examples,
                dev_examples=dev_examples, global_batch=global_batch, steps_per_epoch=steps_per_epoch,
                max_steps=max_steps, epoch_batches=epoch_batches)
+
+
+def make_scheduler(optimizer: torch.optim.Optimizer, name: str, warmup_steps: int, max_steps: int
+                   ) -> torch.optim.lr_scheduler.LRScheduler:
+    """The learning-rate schedule (TrainConfig.lr_scheduler), each with a linear warm-up over `warmup_steps`."""
+    from transformers import (
+        get_constant_schedule_with_warmup,
+        get_cosine_schedule_with_warmup,
+        get_linear_schedule_with_warmup,
+    )
+
+    if name == "constant":
+        return get_constant_schedule_with_warmup(optimizer, warmup_steps)
+    if name == "linear":
+        return get_linear_schedule_with_warmup(optimizer, warmup_steps, max_steps)
+    return get_cosine_schedule_with_warmup(optimizer, warmup_steps, max_steps)
 
 
 def start(run: Run, resume: bool) -> TrainState:
@@ -289,13 +306,17 @@ def finish(run: Run, state: TrainState) -> None:
     save(run, state)
     if run.main:
         save_adapters(run.out / "final", run.unwrapped)
+        # without dev data there is no best/: the last step's adapters are the result whatever `select` says
+        chosen = "best" if config.select == "best" and (run.out / "best").is_dir() else "final"
+        write_stage_result(run.out, config.select, chosen,
+                           {"step": state.step, "best_dev_ppl": state.best if math.isfinite(state.best) else None})
         if run.processor.truncated:
             limits = {"source": config.max_source_length, "prompt": config.max_prompt_length,
                       "target": config.max_target_length}
             print("truncated texts (over max_*_length): " + ", ".join(
                 f"{n} {what} (> {limits.get(what)} tokens)" for what, n in run.processor.truncated.items()))
-        print(f"done: {run.out / 'final'}" + (f", best dev perplexity {state.best:.3f} in {run.out / 'best'}"
-                                             if run.dev_examples else ""))
+        print(f"done: the stage's result ({config.select}) is {run.out / chosen}"
+              + (f"; best dev perplexity {state.best:.3f} in {run.out / 'best'}" if run.dev_examples else ""))
     if config.report_to:
         run.accelerator.end_training()
     run.accelerator.wait_for_everyone()
