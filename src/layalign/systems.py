@@ -19,6 +19,7 @@ from layalign.data.languages import normalize_lang
 from layalign.data.prompts import format_prompt
 from layalign.model import fusion
 from layalign.model.config import CONFIG_NAME, LayAlignConfig
+from layalign.model.lora import LLMLoRAModel, is_lora_directory
 from layalign.model.modeling import LayAlignModel
 from layalign.model.processing import DEFAULT_LENGTHS, InputLengths, LayAlignProcessor
 
@@ -180,6 +181,8 @@ def load_system(model: str, device: str | None = None, dtype: str | None = None,
         llm, tokenizer = load_llm(ref, dtype or "float32")
         return LLMOnlySystem(llm.to(device), tokenizer, name=f"LLM only ({Path(ref).name})",
                              max_prompt_length=max_prompt_length or DEFAULT_LENGTHS.max_prompt_length)
+    if is_lora_directory(model):
+        return _lora_system(model, device, dtype, max_prompt_length)
     if (Path(model) / CONFIG_NAME).is_file():
         trained = LayAlignModel.from_pretrained(model, **({"dtype": dtype} if dtype else {})).to(device)
         return _with_lengths(trained, _system_name(trained.config, Path(model).name), overrides)
@@ -188,6 +191,17 @@ def load_system(model: str, device: str | None = None, dtype: str | None = None,
         untrained = LayAlignModel(LayAlignConfig(encoder=encoder, llm=llm, dtype=dtype or "float32")).to(device)
         return _with_lengths(untrained, "LayAlign (untrained)", overrides)
     raise ValueError(f"{model!r} is neither a LayAlign directory (no {CONFIG_NAME}), nor llm:REF, nor ENCODER,LLM")
+
+
+def _lora_system(directory: str, device: str, dtype: str | None, max_prompt_length: int | None) -> LLMOnlySystem:
+    """An llm-lora directory -> the LLM with its LoRA update merged into the weights (a plain transformers model:
+    generation and choice scoring take exactly the bare LLM's path), reading the prompt with the training's limit."""
+    trained = LLMLoRAModel.from_pretrained(directory, **({"dtype": dtype} if dtype else {}))
+    llm = trained.merged_llm().to(device)
+    llm.config.bos_token_id = trained.bos_token_id  # what training put first
+    name = trained.config.extra.get("name") or f"LLM only + LoRA ({Path(directory).name})"
+    limit = max_prompt_length or recorded_lengths(trained.config).max_prompt_length
+    return LLMOnlySystem(llm, trained.llm_tokenizer, name=name, max_prompt_length=limit)
 
 
 def recorded_lengths(config: LayAlignConfig) -> InputLengths:

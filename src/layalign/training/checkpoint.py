@@ -24,7 +24,8 @@ from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 
 from layalign.files import replace_directory
-from layalign.model.config import CONFIG_NAME, LayAlignConfig
+from layalign.model.config import ADAPTER_NAME, CONFIG_NAME, LayAlignConfig
+from layalign.model.lora import LORA_VARIANT, LLMLoRAModel, LoRAConfig, is_lora_directory
 from layalign.model.modeling import LayAlignModel
 from layalign.training.config import TrainConfig
 
@@ -82,7 +83,9 @@ def load_checkpoint(directory: Path, model: LayAlignModel, optimizer: Optimizer,
             world * config.gradient_accumulation_steps):
         raise ValueError(f"{directory} was written by a run with different {changed or ['number of processes']}; "
                          "resuming would not continue the same run")
-    model.load_adapter_state_dict(load_file(directory / "adapter.safetensors"), source=str(directory))
+    # the LoRA baseline keeps peft's file name (LLMLoRAModel.adapter_file)
+    adapter = directory / getattr(model, "adapter_file", ADAPTER_NAME)
+    model.load_adapter_state_dict(load_file(adapter), source=str(directory))
     tensors = load_file(directory / OPTIMIZER_NAME)
     slots: dict[int, dict[str, torch.Tensor]] = {}
     for key, value in tensors.items():
@@ -108,7 +111,14 @@ def load_model(config: TrainConfig) -> LayAlignModel:
     if config.init_from:
         directory = resolve_model_dir(config.init_from)
         overrides = {k: v for k, v in config.model.items() if k in ("dtype", "encoder_dropout")}
+        if is_lora_directory(directory):
+            return LLMLoRAModel.from_pretrained(directory, **overrides)
+        if config.model.get("variant") == LORA_VARIANT:  # would otherwise be ignored, silently training another model
+            raise ValueError(f"model.variant={LORA_VARIANT}, but init_from {directory} is not an {LORA_VARIANT} "
+                             "model: the baseline starts from the bare LLM (init_from: null)")
         return LayAlignModel.from_pretrained(directory, **overrides)
+    if config.model.get("variant") == LORA_VARIANT:
+        return LLMLoRAModel(LoRAConfig.from_dict(dict(config.model)))
     return LayAlignModel(LayAlignConfig.from_dict(dict(config.model)))
 
 
