@@ -29,3 +29,17 @@ def test_generate_reports_a_bad_model_in_one_line(model, message, capsys):
     assert main(["generate", "--model", model, "x", "--device", "cpu"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and message in err and err.startswith("layalign generate: error:")
+
+
+def test_a_missing_optional_dependency_is_one_line(monkeypatch, capsys):
+    """An optional extra that is not installed (peft for the LoRA baseline, say) names its install command."""
+    import layalign.cli as cli
+
+    def handler(args):
+        raise ImportError('the llm-lora baseline needs peft: pip install "layalign[lora]"')
+
+    monkeypatch.setitem(cli._HANDLERS, "inspect", "tests_fake:handler")
+    monkeypatch.setattr(cli.importlib, "import_module", lambda name: type("M", (), {"handler": staticmethod(handler)}))
+    assert main(["inspect", "somewhere"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and 'pip install "layalign[lora]"' in err and "Traceback" not in err

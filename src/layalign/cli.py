@@ -144,7 +144,7 @@ def cli_models_pull(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     """The one error boundary: a handler raises, and the error is reported here in one line, without a traceback:
     exit code 2 for bad input (a missing file, a malformed row, a model mismatch, an unknown name), 1 for an
-    operation that failed (a download, a checksum, the disk)."""
+    operation that failed (a download, a checksum, the disk) or an optional dependency that is not installed."""
     args = build_parser().parse_args(argv)
     from layalign.allocator import keep_freed_memory
 
@@ -159,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except (FileNotFoundError, ValueError, KeyError, CatalogueError, OSError) as err:
+    except (FileNotFoundError, ValueError, KeyError, CatalogueError, OSError, ImportError) as err:
         if os.environ.get("LAYALIGN_DEBUG"):
             raise
         message = err.args[0] if isinstance(err, KeyError) and err.args else err
