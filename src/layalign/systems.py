@@ -57,15 +57,16 @@ class LayAlignSystem:
 
     @torch.no_grad()
     def score_choices(self, sources: list[str], prompts: list[str | None], choices: list[str],
-                      langs: list[str] | None = None) -> list[list[float]]:
+                      langs: list[str] | None = None, greedy: bool = False) -> list[list[float]]:
         """log P(choice | source, prompt) for every example and choice, summed over the choice's tokens (tokenized as
-        a training target, without its eos): choice scoring for classification benchmarks."""
+        a training target, without its eos): choice scoring for classification benchmarks. `greedy=True` gives
+        (log P, whether greedy decoding would produce the choice) pairs instead (see `choice_logprobs`)."""
         batch = {k: v.to(self.model.llm.device) for k, v in self.processor(sources, prompts, langs=langs).items()}
         inputs, state = self.model.prompt_inputs(**batch)
         prefix = {"inputs_embeds": inputs.embeds, "attention_mask": inputs.attention_mask,
                   "position_ids": inputs.position_ids}
         with fusion.active(state):
-            return choice_logprobs(self.model.llm, prefix, [self.processor._llm_ids(c) for c in choices])
+            return choice_logprobs(self.model.llm, prefix, [self.processor._llm_ids(c) for c in choices], greedy)
 
 
 class LLMOnlySystem:
@@ -111,19 +112,23 @@ class LLMOnlySystem:
 
     @torch.no_grad()
     def score_choices(self, sources: list[str], prompts: list[str | None], choices: list[str],
-                      langs: list[str] | None = None) -> list[list[float]]:
-        """log P(choice | prompt) for every example and choice, summed over the choice's tokens."""
+                      langs: list[str] | None = None, greedy: bool = False) -> list[list[float]]:
+        """log P(choice | prompt) for every example and choice, summed over the choice's tokens (with `greedy=True`:
+        (log P, is greedy) pairs, see `choice_logprobs`)."""
         input_ids, mask = self._left_padded(self._prompt_ids(sources, prompts))
         prefix = {"input_ids": input_ids, "attention_mask": mask,
                   "position_ids": (mask.cumsum(dim=1) - 1).clamp(min=0)}  # positions start at each row's bos
         return choice_logprobs(self.llm, prefix, [self.tokenizer(c, add_special_tokens=False)["input_ids"]
-                                                  for c in choices])
+                                                  for c in choices], greedy)
 
 
-def choice_logprobs(llm, prefix: dict[str, torch.Tensor], choices: list[list[int]]) -> list[list[float]]:
+def choice_logprobs(llm, prefix: dict[str, torch.Tensor], choices: list[list[int]],
+                    greedy: bool = False) -> list[list[float]] | list[list[tuple[float, bool]]]:
     """Sum of log P(choice token | prefix, earlier choice tokens) for every (example, choice): `prefix` holds the
     LLM's keyword arguments for the left-padded prompts (attention_mask and position_ids included). The prompts
-    run once; their key/value cache is repeated for the choices, which run together in one short second pass."""
+    run once; their key/value cache is repeated for the choices, which run together in one short second pass.
+    `greedy=True`: (sum, whether every choice token is the most likely one at its step) per pair, as
+    lm-evaluation-harness's loglikelihood reports it."""
     if not choices or any(not c for c in choices):
         raise ValueError("every choice needs at least one token")
     mask = prefix["attention_mask"]
@@ -145,14 +150,18 @@ def choice_logprobs(llm, prefix: dict[str, torch.Tensor], choices: list[list[int
             position_ids=start + torch.arange(width, device=mask.device), use_cache=True,
             **{_cache_argument(llm): cache}).logits
         rest = torch.log_softmax(logits.float(), dim=-1)
+    best_first = first.argmax(dim=-1).tolist()
+    best_rest = rest.argmax(dim=-1).tolist() if rest is not None else None
     scores = []
     for i in range(batch):
         row = []
         for j, tokens in enumerate(choices):
             total = first[i, tokens[0]]
+            is_greedy = best_first[i] == tokens[0]
             for k in range(1, len(tokens)):
                 total = total + rest[i * n + j, k - 1, tokens[k]]
-            row.append(float(total))
+                is_greedy = is_greedy and best_rest[i * n + j][k - 1] == tokens[k]
+            row.append((float(total), is_greedy) if greedy else float(total))
         scores.append(row)
     return scores
 
@@ -165,8 +174,9 @@ def _cache_argument(llm) -> str:
 
 def load_system(model: str, device: str | None = None, dtype: str | None = None, *,
                 max_source_length: int | None = None, max_prompt_length: int | None = None):
-    """`llm:REF` -> the bare LLM; a LayAlign directory -> the trained model; `ENCODER,LLM` -> an untrained LayAlign
-    pair (gates at zero: it answers as the bare LLM would, given the mapped encoder states).
+    """`llm:REF` -> the bare LLM; a LayAlign (or llm-lora) directory -> the trained model, a training run's output
+    directory -> the model its `select` chose; `ENCODER,LLM` -> an untrained LayAlign pair (gates at zero: it answers
+    as the bare LLM would, given the mapped encoder states).
 
     Input lengths: a trained model uses the lengths recorded in its config (see `recorded_lengths`), the others the
     processor's defaults; `max_source_length` / `max_prompt_length` override either, and the bare LLM's prompt limit
@@ -181,6 +191,10 @@ def load_system(model: str, device: str | None = None, dtype: str | None = None,
         llm, tokenizer = load_llm(ref, dtype or "float32")
         return LLMOnlySystem(llm.to(device), tokenizer, name=f"LLM only ({Path(ref).name})",
                              max_prompt_length=max_prompt_length or DEFAULT_LENGTHS.max_prompt_length)
+    if Path(model).is_dir() and not (Path(model) / CONFIG_NAME).is_file():
+        from layalign.training.checkpoint import resolve_model_dir
+
+        model = str(resolve_model_dir(model))  # a training run's output_dir: the model its `select` chose
     if is_lora_directory(model):
         return _lora_system(model, device, dtype, max_prompt_length)
     if (Path(model) / CONFIG_NAME).is_file():

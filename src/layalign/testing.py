@@ -112,19 +112,27 @@ def randomize_adapters(model, scale: float = 0.5, seed: int = 0) -> None:
 
 
 def reset_adapters(model, seed: int = 0) -> None:
-    """Initialise the adapters again exactly as `LayAlignModel.__init__` does, from `torch.manual_seed(seed)`:
-    nn.Linear's own initialisation of the mapping's and the aligner's layers in the order they are built,
-    boundary and gates at zero. A test then starts from the same point however much random state earlier code
-    consumed (a first `layalign models pull` initialises a whole BertModel before loading its weights). On the
-    CPU this reproduces construction bit for bit; on a GPU the draws come from the GPU's generator."""
+    """Initialise the adapters again exactly as `LayAlignModel.__init__` does, from `torch.manual_seed(seed)`, in
+    its order: nn.Linear's own initialisation of the mapping's layers, the boundary (zeros, or N(0, 1) for
+    LangBridge's end vector), the aligner's layers, the gates at zero. A test then starts from the same point
+    however much random state earlier code consumed (a first `layalign models pull` initialises a whole BertModel
+    before loading its weights). On the CPU this reproduces construction bit for bit; on a GPU the draws come from
+    the GPU's generator."""
     from torch import nn
+
+    def reset(part) -> None:
+        for module in part.modules() if part is not None else ():
+            if isinstance(module, nn.Linear):
+                module.reset_parameters()
 
     torch.manual_seed(seed)
     with torch.no_grad():
-        for part in (model.mapping, model.aligner):
-            for module in part.modules() if part is not None else ():
-                if isinstance(module, nn.Linear):
-                    module.reset_parameters()
-        for parameter in (model.boundary, model.gates):
-            if parameter is not None:
-                parameter.zero_()
+        reset(model.mapping)
+        if model.boundary is not None:
+            if model.config.boundary_init == "normal":
+                model.boundary.copy_(torch.randn(model.boundary.shape))
+            else:
+                model.boundary.zero_()
+        reset(model.aligner)
+        if model.gates is not None:
+            model.gates.zero_()

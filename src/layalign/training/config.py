@@ -61,6 +61,13 @@ class TrainConfig:
     device: str | None = None  # "cpu" forces the CPU; otherwise accelerate's choice
 
     def __post_init__(self) -> None:
+        for f in fields(self):  # YAML reads `5e-3` (no dot) as a string: take it as the number it means
+            value = getattr(self, f.name)
+            if isinstance(value, str) and str(f.type).split(" |")[0] in ("float", "int"):
+                try:
+                    setattr(self, f.name, float(value) if str(f.type).startswith("float") else int(value))
+                except ValueError:
+                    raise ValueError(f"{f.name} must be a number, got {value!r}") from None
         if self.stage not in STAGES:
             raise ValueError(f"unknown stage {self.stage!r}; choose one of {list(STAGES)}")
         for name, value, choices in (("select", self.select, SELECTIONS),
