@@ -1,0 +1,186 @@
+"""layalign models as the lm-evaluation-harness model "layalign": the harness's answers and accuracies equal those of
+`layalign evaluate` on the same rows, for every kind of model; the shipped task YAMLs cover the registry."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from layalign.tasks import get_task
+
+TASKS_DIR = Path(__file__).parents[1] / "src" / "layalign" / "integrations" / "lm_eval_tasks"
+SHARED = Path(__file__).parents[1] / ".." / "shared" / "data"
+METADATA = {"msvamp_data": str(SHARED / "msvamp_sample"),
+            "xcsqa_data": str(Path(__file__).parent / "fixtures" / "xcsqa"),
+            "mgsm_data": str(SHARED / "mgsm"), "xnli_data": str(SHARED / "xnli")}
+# (lm_eval task, benchmark, language, scoring)
+TASKS = [("layalign_mgsm_sw", "mgsm", "sw", "generate"), ("layalign_msvamp_th", "msvamp", "th", "generate"),
+         ("layalign_xnli_ur", "xnli", "ur", "generate"), ("layalign_xnli_ll_sw", "xnli", "sw", "choices"),
+         ("layalign_xcsqa_zh", "xcsqa", "zh", "generate"), ("layalign_xcsqa_ll_en", "xcsqa", "en", "choices")]
+LIMIT, NEW_TOKENS = 2, 6
+
+
+def _template_of(path: Path) -> dict:
+    return yaml.safe_load("\n".join(line for line in path.read_text().splitlines() if "!function" not in line))
+
+
+def test_the_shipped_tasks_cover_every_language_of_the_registry():
+    for bench, variants in (("mgsm", [""]), ("msvamp", [""]), ("xnli", ["", "_ll"]), ("xcsqa", ["", "_ll"])):
+        task = get_task(bench)
+        for variant in variants:
+            prefix = f"layalign_{bench}{variant}"
+            group = yaml.safe_load((TASKS_DIR / f"{prefix}.yaml").read_text())
+            assert group["task"] == [f"{prefix}_{lang}" for lang in task.languages]
+            for lang in task.languages:
+                entry = yaml.safe_load((TASKS_DIR / f"{prefix}_{lang}.yaml").read_text())
+                assert entry["dataset_kwargs"] == {"benchmark": bench, "lang": lang}
+            template = _template_of(TASKS_DIR / f"_{bench}{variant}_template")
+            if variant:
+                assert tuple(template["doc_to_choice"]) == task.choices and template["target_delimiter"] == ""
+            else:
+                assert template["generation_kwargs"]["max_gen_toks"] == task.max_new_tokens
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory) -> dict[str, str]:
+    """pretrained= values: the three fused variants (adapters non-zero), an llm-lora directory, the bare LLM."""
+    pytest.importorskip("lm_eval")
+    from layalign.model.config import LayAlignConfig
+    from layalign.model.lora import LLMLoRAModel, LoRAConfig
+    from layalign.model.modeling import LayAlignModel
+    from layalign.testing import randomize_adapters
+    from training_helpers import save_tiny_pair
+
+    root = tmp_path_factory.mktemp("lm_eval_models")
+    pair = save_tiny_pair(root)
+    out = {}
+    for variant in ("layalign", "mindmerger", "langbridge"):
+        model = LayAlignModel(LayAlignConfig(encoder=pair["encoder"], llm=pair["llm"], variant=variant))
+        randomize_adapters(model, scale=0.05)
+        model.save_pretrained(root / variant)
+        out[variant] = str(root / variant)
+    LLMLoRAModel(LoRAConfig(llm=pair["llm"])).save_pretrained(root / "lora")
+    out["llm-lora"] = str(root / "lora")
+    out["llm"] = f"llm:{pair['llm']}"
+    return out
+
+
+def _harness(pretrained: str, tasks: list[str], batch_size: int = 2, limit: int = LIMIT,
+             new_tokens: int = NEW_TOKENS) -> dict:
+    import lm_eval
+    from lm_eval.tasks import TaskManager
+
+    from layalign.integrations.lm_eval import tasks_dir
+
+    manager = TaskManager(include_path=str(tasks_dir()), metadata=METADATA)
+    return lm_eval.simple_evaluate(model="layalign", model_args=f"pretrained={pretrained},device=cpu",
+                                   batch_size=batch_size, tasks=tasks, limit=limit, task_manager=manager,
+                                   gen_kwargs=f"max_gen_toks={new_tokens}", log_samples=True)
+
+
+def _ours(pretrained: str, bench: str, lang: str, scoring: str, out: Path) -> list[dict]:
+    from layalign.evaluation.run import evaluate, load_predictions
+    from layalign.systems import load_system
+
+    examples = get_task(bench).read(METADATA[f"{bench}_data"], langs=[lang], limit=LIMIT)
+    evaluate(load_system(pretrained, device="cpu"), bench, examples, out, batch_size=2, max_new_tokens=NEW_TOKENS,
+             progress=False, scoring=scoring)
+    return load_predictions(out / "predictions.jsonl")
+
+
+@pytest.mark.parametrize("variant", ["layalign", "mindmerger", "langbridge", "llm-lora", "llm"])
+def test_the_harness_gives_our_answers_and_accuracy(models, variant, tmp_path):
+    import layalign.integrations.lm_eval  # noqa: F401  (registers "layalign")
+
+    results = _harness(models[variant], [t for t, *_ in TASKS])
+    for name, bench, lang, scoring in TASKS:
+        rows = _ours(models[variant], bench, lang, scoring, tmp_path / name)
+        samples = sorted(results["samples"][name], key=lambda s: s["doc_id"])
+        assert [s["doc"]["prompt"] for s in samples] == [r["prompt"] for r in rows]
+        if scoring == "generate":
+            assert [s["resps"][0][0] for s in samples] == [r["output"] for r in rows], name
+            assert results["results"][name]["acc_paper,none"] == pytest.approx(
+                sum(_paper_correct(bench, r) for r in rows) / LIMIT)
+        else:
+            choices = get_task(bench).choices
+            picked = [choices[max(range(len(choices)), key=lambda j, s=s: s["resps"][j][0][0])] for s in samples]
+            assert picked == [r["output"] for r in rows], name
+            lls = [s["resps"][j][0][0] for s in samples for j in range(len(choices))]
+            assert lls == pytest.approx([r["choice_logprobs"][c] for r in rows for c in choices], abs=1e-3)
+        assert results["results"][name]["acc,none"] == pytest.approx(sum(r["correct"] for r in rows) / LIMIT)
+
+
+def _paper_correct(bench: str, row: dict) -> bool:
+    from layalign.evaluation.scoring import extract_answer, is_correct
+
+    return is_correct(bench, extract_answer(bench, row["output"], "paper"), row["gold"], "paper")
+
+
+def test_a_group_averages_its_languages_unweighted(models):
+    import layalign.integrations.lm_eval  # noqa: F401
+
+    results = _harness(models["llm"], ["layalign_mgsm"], batch_size=16, limit=1, new_tokens=1)["results"]
+    languages = get_task("mgsm").languages
+    for metric in ("acc,none", "acc_paper,none"):
+        assert results["layalign_mgsm"][metric] == pytest.approx(
+            sum(results[f"layalign_mgsm_{lang}"][metric] for lang in languages) / len(languages))
+
+
+def test_loglikelihood_reports_greediness_and_rolling_is_refused(models):
+    from lm_eval.api.instance import Instance
+
+    from layalign.integrations.lm_eval import LayAlignLM
+
+    lm = LayAlignLM(pretrained=models["layalign"], device="cpu")
+    assert (lm.rank, lm.world_size, lm.gather_object("x")) == (0, 1, ["x"])  # one process: no splitting
+    doc = {"source": "Swali", "prompt": "Premise: a\nHypothesis: b\nLabel:"}
+    reqs = [Instance("loglikelihood", doc, (doc["prompt"], c), i, ("layalign_xnli_ll_sw", 0, 1))
+            for i, c in enumerate(["entailment", "neutral"])]
+    scored = lm.loglikelihood(reqs)
+    expected = lm.system.score_choices(["Swali"], [doc["prompt"]], ["entailment", "neutral"], langs=["sw"])[0]
+    assert [s for s, _ in scored] == pytest.approx(expected)
+    # greediness: the bare LLM's most likely next token is greedy, another one is not
+    bare = LayAlignLM(pretrained=models["llm"], device="cpu")
+    ids, mask = bare.system._left_padded(bare.system._prompt_ids(["Swali"], [doc["prompt"]]))
+    logits = bare.system.llm(input_ids=ids, attention_mask=mask).logits[0, -1]
+    best, other = logits.argsort(descending=True)[:2].tolist()
+    texts = [bare.system.tokenizer.decode([t]) for t in (best, other)]
+    tokenize = bare.system.tokenizer
+    if all(tokenize(t, add_special_tokens=False)["input_ids"] == [i] for t, i in zip(texts, (best, other))):
+        reqs = [Instance("loglikelihood", doc, (doc["prompt"], t), i, ("layalign_xnli_ll_sw", 0, 1))
+                for i, t in enumerate(texts)]
+        assert [g for _, g in bare.loglikelihood(reqs)] == [True, False]
+    with pytest.raises(NotImplementedError, match="source text"):
+        lm.loglikelihood_rolling([Instance("loglikelihood_rolling", {}, ("text",), 0, ("wikitext", 0, 1))])
+
+
+def test_a_task_without_source_mapping_is_named_with_the_ways_to_add_one(models):
+    from lm_eval.api.instance import Instance
+
+    from layalign.integrations.lm_eval import LayAlignLM, register_source, source_of
+
+    req = Instance("generate_until", {"text": "Hujambo", "q": "?"}, ("Q: Hujambo", {"until": ["\n"]}), 0,
+                   ("my_task_sw", 0, 1))
+    with pytest.raises(ValueError, match=r"task 'my_task_sw'.*register_source.*layalign_source.*source=context"):
+        source_of(req)
+    register_source("my_task_*", ["text", "q"], separator=" ")
+    assert source_of(req) == "Hujambo ?"
+    assert source_of(Instance("generate_until", {"layalign_source": "x"}, ("c", {}), 0, ("other", 0, 1))) == "x"
+    lm = LayAlignLM(pretrained=models["llm"], device="cpu", source="context")
+    assert lm._source(req) == "Q: Hujambo"
+
+
+def test_the_command_line_wrapper_registers_the_model_and_our_tasks(models, tmp_path):
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "layalign.integrations.lm_eval", "run", "--model", "layalign",
+           "--model_args", f"pretrained={models['langbridge']},device=cpu", "--tasks", "layalign_xnli_ll_sw",
+           "--limit", "2", "--metadata", json.dumps(METADATA), "--output_path", str(out)]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    written = list(out.rglob("results_*.json"))
+    assert written and "layalign_xnli_ll_sw" in json.loads(written[0].read_text())["results"]
