@@ -4,8 +4,8 @@ from whatever units are finished (their unit.json written). Run it through `pyth
 Per measure (choice scoring; generation under the lenient and the paper protocol): accuracy per language and seed,
 the mean and spread over seeds, and for every pair of systems the paired difference on the same rows with a
 bootstrap 95 % interval that resamples XNLI items (a dev row with its 15 translations), seeds averaged first
-(`layalign.evaluation.statistics`). The profiling that chose the defaults is docs/results/comparison/profile.md,
-written by scripts/comparison_profile.py and included as it is.
+(`layalign.evaluation.statistics`). "How a unit is run" includes docs/results/comparison/how-a-unit-is-run.md
+(written by hand: the defaults and why) and profile.md (written by scripts/comparison_profile.py) as they are.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ MEASURES = (("choices", "lenient", "choice scoring (the most likely label word)"
             ("generate", "lenient", "generation, lenient protocol (the first label word in the output)"),
             ("generate", "paper", "generation, paper protocol (the stripped output equals the label word)"))
 PROFILE = "profile.md"
+HOW = "how-a-unit-is-run.md"
 
 
 def load_units(units: list[cmp.Unit], results: Path) -> dict[str, dict]:
@@ -257,10 +258,10 @@ def write_report(units: list[cmp.Unit], results: Path, out: Path, resamples: int
         for measure in MEASURES:
             lines += accuracy_section(done, measure, figures, f"{measure[0]}-{measure[1]}", resamples)
         lines += training_section(done) + wall_time_section(done) + fusion_section(done, figures)
-    profile = figures / PROFILE
     lines += ["## How a unit is run", ""]
-    lines += [profile.read_text(encoding="utf-8").strip(), ""] if profile.is_file() else \
-        ["(No profile yet: `python scripts/comparison_profile.py`.)", ""]
+    for name, missing_note in ((HOW, ""), (PROFILE, "(No profile yet: `python scripts/comparison_profile.py`.)")):
+        part = figures / name  # HOW is written by hand, PROFILE by scripts/comparison_profile.py
+        lines += [part.read_text(encoding="utf-8").strip(), ""] if part.is_file() else [missing_note, ""]
     text = "\n".join(lines).rstrip() + "\n"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text, encoding="utf-8")
