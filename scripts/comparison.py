@@ -452,8 +452,7 @@ def main(argv: list[str] | None = None) -> int:
             print(finish_command(missing))
         return 0
     if args.command == "report":
-        sys.path.insert(0, str(Path(__file__).resolve().parent))
-        import comparison_report  # beside this file
+        import comparison_report  # beside this file: a script's own folder is on sys.path
 
         out = args.out or (work / "comparison.md" if args.dry_run else REPORT)
         comparison_report.write_report(units, results, out, resamples=args.resamples)
