@@ -71,7 +71,7 @@ def models(tmp_path_factory) -> dict[str, str]:
 
 
 def _harness(pretrained: str, tasks: list[str], batch_size: int = 2, limit: int = LIMIT,
-             new_tokens: int = NEW_TOKENS) -> dict:
+             new_tokens: int | None = NEW_TOKENS) -> dict:
     import lm_eval
     from lm_eval.tasks import TaskManager
 
@@ -80,39 +80,47 @@ def _harness(pretrained: str, tasks: list[str], batch_size: int = 2, limit: int 
     manager = TaskManager(include_path=str(tasks_dir()), metadata=METADATA)
     return lm_eval.simple_evaluate(model="layalign", model_args=f"pretrained={pretrained},device=cpu",
                                    batch_size=batch_size, tasks=tasks, limit=limit, task_manager=manager,
-                                   gen_kwargs=f"max_gen_toks={new_tokens}", log_samples=True)
+                                   gen_kwargs=f"max_gen_toks={new_tokens}" if new_tokens else None, log_samples=True)
 
 
-def _ours(pretrained: str, bench: str, lang: str, scoring: str, out: Path) -> list[dict]:
+def _ours(pretrained: str, bench: str, lang: str, scoring: str, out: Path, limit: int = LIMIT,
+          new_tokens: int | None = NEW_TOKENS) -> list[dict]:
     from layalign.evaluation.run import evaluate, load_predictions
     from layalign.systems import load_system
 
-    examples = get_task(bench).read(METADATA[f"{bench}_data"], langs=[lang], limit=LIMIT)
-    evaluate(load_system(pretrained, device="cpu"), bench, examples, out, batch_size=2, max_new_tokens=NEW_TOKENS,
+    examples = get_task(bench).read(METADATA[f"{bench}_data"], langs=[lang], limit=limit)
+    evaluate(load_system(pretrained, device="cpu"), bench, examples, out, batch_size=2, max_new_tokens=new_tokens,
              progress=False, scoring=scoring)
     return load_predictions(out / "predictions.jsonl")
 
 
 @pytest.mark.parametrize("variant", ["layalign", "mindmerger", "langbridge", "llm-lora", "llm"])
 def test_the_harness_gives_our_answers_and_accuracy(models, variant, tmp_path):
+    _check_parity(models[variant], TASKS, tmp_path)
+
+
+def _check_parity(pretrained: str, tasks: list[tuple[str, str, str, str]], out: Path, limit: int = LIMIT,
+                  new_tokens: int | None = NEW_TOKENS) -> dict:
+    """The harness and `layalign evaluate` on the same rows: same prompts, answers (or choice scores), accuracy."""
     import layalign.integrations.lm_eval  # noqa: F401  (registers "layalign")
 
-    results = _harness(models[variant], [t for t, *_ in TASKS])
-    for name, bench, lang, scoring in TASKS:
-        rows = _ours(models[variant], bench, lang, scoring, tmp_path / name)
+    results = _harness(pretrained, [t for t, *_ in tasks], limit=limit, new_tokens=new_tokens)
+    for name, bench, lang, scoring in tasks:
+        rows = _ours(pretrained, bench, lang, scoring, out / name, limit=limit, new_tokens=new_tokens)
         samples = sorted(results["samples"][name], key=lambda s: s["doc_id"])
         assert [s["doc"]["prompt"] for s in samples] == [r["prompt"] for r in rows]
         if scoring == "generate":
             assert [s["resps"][0][0] for s in samples] == [r["output"] for r in rows], name
             assert results["results"][name]["acc_paper,none"] == pytest.approx(
-                sum(_paper_correct(bench, r) for r in rows) / LIMIT)
+                sum(_paper_correct(bench, r) for r in rows) / len(rows))
         else:
             choices = get_task(bench).choices
             picked = [choices[max(range(len(choices)), key=lambda j, s=s: s["resps"][j][0][0])] for s in samples]
             assert picked == [r["output"] for r in rows], name
             lls = [s["resps"][j][0][0] for s in samples for j in range(len(choices))]
             assert lls == pytest.approx([r["choice_logprobs"][c] for r in rows for c in choices], abs=1e-3)
-        assert results["results"][name]["acc,none"] == pytest.approx(sum(r["correct"] for r in rows) / LIMIT)
+        assert results["results"][name]["acc,none"] == pytest.approx(sum(r["correct"] for r in rows) / len(rows))
+    return results
 
 
 def _paper_correct(bench: str, row: dict) -> bool:
@@ -184,3 +192,28 @@ def test_the_command_line_wrapper_registers_the_model_and_our_tasks(models, tmp_
     assert done.returncode == 0, done.stderr[-3000:]
     written = list(out.rglob("results_*.json"))
     assert written and "layalign_xnli_ll_sw" in json.loads(written[0].read_text())["results"]
+
+
+@pytest.mark.real
+@pytest.mark.parametrize("kind", ["layalign"])  # the bare LLM takes the tiny tests' path ("llm" here: 6 more minutes)
+def test_the_harness_matches_layalign_evaluate_on_the_default_pair(kind, tmp_path):
+    """The real pair (multilingual-e5-small + SmolLM2-135M-Instruct), adapters random but small and gates non-zero:
+    a few rows of every task, generation (24 new tokens) and choice scoring."""
+    pytest.importorskip("lm_eval")
+    from layalign.backbones import catalogue
+    from layalign.model.config import LayAlignConfig
+    from layalign.model.modeling import LayAlignModel
+    from layalign.testing import randomize_adapters
+
+    encoder, llm = (catalogue.resolve_reference(ref) for ref in catalogue.default_pair())
+    if kind == "llm":
+        pretrained = f"llm:{llm}"
+    else:
+        model = LayAlignModel(LayAlignConfig(encoder=encoder, llm=llm))
+        randomize_adapters(model, scale=0.05)
+        model.save_pretrained(tmp_path / "pair")
+        pretrained = str(tmp_path / "pair")
+    tasks = [("layalign_mgsm_sw", "mgsm", "sw", "generate"), ("layalign_msvamp_zh", "msvamp", "zh", "generate"),
+             ("layalign_xnli_sw", "xnli", "sw", "generate"), ("layalign_xnli_ll_sw", "xnli", "sw", "choices"),
+             ("layalign_xcsqa_zh", "xcsqa", "zh", "generate"), ("layalign_xcsqa_ll_en", "xcsqa", "en", "choices")]
+    _check_parity(pretrained, tasks, tmp_path, limit=2, new_tokens=24)
