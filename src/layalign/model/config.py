@@ -113,22 +113,31 @@ class LayAlignConfig:
         return cls(**data)
 
     def save(self, directory: str | Path) -> Path:
-        path = Path(directory) / CONFIG_NAME
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(self.to_dict(), indent=2) + "\n", encoding="utf-8")
-        return path
+        return write_config_file(directory, self.to_dict())
 
     @classmethod
     def load(cls, directory: str | Path) -> LayAlignConfig:
-        path = Path(directory) / CONFIG_NAME
-        if not path.is_file():
-            raise FileNotFoundError(f"{directory} is not a LayAlign model directory: {CONFIG_NAME} not found")
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as err:
-            raise ValueError(f"{path} is not valid JSON: {err}") from err
         # a directory saved before a switch existed ran without it, whatever its variant's default is now
-        return cls.from_dict({**LEGACY_SWITCHES, **data})
+        return cls.from_dict({**LEGACY_SWITCHES, **read_config_file(directory)})
+
+
+def write_config_file(directory: str | Path, data: dict[str, Any]) -> Path:
+    """A model directory's CONFIG_NAME, as indented JSON (every kind of model: LayAlign and the LoRA baseline)."""
+    path = Path(directory) / CONFIG_NAME
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    return path
+
+
+def read_config_file(directory: str | Path) -> dict[str, Any]:
+    """The settings in a model directory's CONFIG_NAME; a clear error if it is missing or not JSON."""
+    path = Path(directory) / CONFIG_NAME
+    if not path.is_file():
+        raise FileNotFoundError(f"{directory} is not a LayAlign model directory: {CONFIG_NAME} not found")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path} is not valid JSON: {err}") from err
 
 
 def _check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:

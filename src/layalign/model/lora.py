@@ -14,20 +14,18 @@ it too.
 
 from __future__ import annotations
 
-import json
 import warnings
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from torch import nn
 
 from layalign.backbones.loading import load_llm
-from layalign.model.config import CONFIG_NAME, DTYPES, LayAlignConfig
-from layalign.model.modeling import IGNORE_INDEX, LayAlignModel, LayAlignOutput
+from layalign.model.config import CONFIG_NAME, DTYPES, LayAlignConfig, read_config_file, write_config_file
+from layalign.model.modeling import LayAlignModel, LayAlignOutput, llm_output
 
 LORA_VARIANT = "llm-lora"
 PEFT_CONFIG_NAME = "adapter_config.json"
@@ -100,20 +98,17 @@ class LoRAConfig:
         return cls(**{k: v for k, v in data.items() if k in known})
 
     def save(self, directory: str | Path) -> Path:
-        path = Path(directory) / CONFIG_NAME
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(self.to_dict(), indent=2) + "\n", encoding="utf-8")
-        return path
+        return write_config_file(directory, self.to_dict())
 
     @classmethod
     def load(cls, directory: str | Path) -> LoRAConfig:
-        return cls.from_dict(_read_config(Path(directory)))
+        return cls.from_dict(read_config_file(Path(directory)))
 
 
 def is_lora_directory(directory: str | Path) -> bool:
     """Whether `directory` holds an llm-lora model (its layalign_config.json says so)."""
     path = Path(directory) / CONFIG_NAME
-    return path.is_file() and _read_config(Path(directory)).get("variant") == LORA_VARIANT
+    return path.is_file() and read_config_file(Path(directory)).get("variant") == LORA_VARIANT
 
 
 class _NoEncoderTokenizer:
@@ -205,18 +200,7 @@ class LLMLoRAModel(nn.Module):
         # labels IGNORE_INDEX outside the target; its first argument only gives the batch size here
         inputs = LayAlignModel.build_inputs(self, prompt_input_ids, prompt_attention_mask, prompt_input_ids,
                                             prompt_attention_mask, labels, labels_attention_mask)
-        keep = 0 if labels is None else labels.shape[1] + 1
-        out = self.llm(inputs_embeds=inputs.embeds, attention_mask=inputs.attention_mask,
-                       position_ids=inputs.position_ids, logits_to_keep=keep, use_cache=False, **kwargs)
-        if labels is None:
-            return LayAlignOutput(None, out.logits)
-        targets = inputs.labels[:, -labels.shape[1]:]
-        count = int((targets != IGNORE_INDEX).sum())
-        if count == 0:
-            raise ValueError("the batch has no target tokens (all labels masked or empty)")
-        loss = F.cross_entropy(out.logits[:, :-1].float().flatten(0, 1), targets.flatten(),
-                               ignore_index=IGNORE_INDEX)
-        return LayAlignOutput(loss, out.logits, count)
+        return llm_output(self.llm, inputs, labels, **kwargs)
 
     def merged_llm(self) -> nn.Module:
         """A plain transformers LLM with the LoRA update merged into its weights, for inference (the peft wrapping
@@ -240,7 +224,7 @@ class LLMLoRAModel(nn.Module):
                         **config_overrides) -> LLMLoRAModel:
         directory = Path(directory)
         # read like a recipe's model settings: encoder-side overrides (encoder_dropout...) are dropped
-        config = LoRAConfig.from_dict(_read_config(directory) | config_overrides)
+        config = LoRAConfig.from_dict(read_config_file(directory) | config_overrides)
         if not (directory / PEFT_ADAPTER_NAME).is_file():
             raise FileNotFoundError(f"{directory} has no {PEFT_ADAPTER_NAME}")
         model = cls(config, llm=llm, llm_tokenizer=llm_tokenizer)
@@ -262,16 +246,6 @@ class LLMLoRAModel(nn.Module):
                                  f"{tuple(own[name].shape)} (another LLM or rank?)")
         with torch.no_grad():
             set_peft_model_state_dict(self.llm, tensors)
-
-
-def _read_config(directory: Path) -> dict[str, Any]:
-    path = directory / CONFIG_NAME
-    if not path.is_file():
-        raise FileNotFoundError(f"{directory} is not a model directory: {CONFIG_NAME} not found")
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{path} is not valid JSON: {err}") from err
 
 
 __all__ = ["INSTALL_HINT", "LORA_VARIANT", "LLMLoRAModel", "LoRAConfig", "is_lora_directory", "require_peft"]

@@ -226,20 +226,8 @@ class LayAlignModel(nn.Module):
         inputs = self.build_inputs(final, encoder_attention_mask, prompt_input_ids, prompt_attention_mask,
                                    labels, labels_attention_mask)
         state = self.fusion_state(states, encoder_attention_mask) if self.config.fusion else None
-        # the targets are the right end of every row, so the LLM head only runs on the last Y + 1 positions
-        keep = 0 if labels is None else labels.shape[1] + 1
         with fusion.active(state):  # every fused attention layer of this call reads its K/V and gate from `state`
-            out = self.llm(inputs_embeds=inputs.embeds, attention_mask=inputs.attention_mask,
-                           position_ids=inputs.position_ids, logits_to_keep=keep, use_cache=False, **kwargs)
-        if labels is None:
-            return LayAlignOutput(None, out.logits)
-        targets = inputs.labels[:, -labels.shape[1]:]
-        count = int((targets != IGNORE_INDEX).sum())
-        if count == 0:
-            raise ValueError("the batch has no target tokens (all labels masked or empty)")
-        loss = F.cross_entropy(out.logits[:, :-1].float().flatten(0, 1), targets.flatten(),
-                               ignore_index=IGNORE_INDEX)
-        return LayAlignOutput(loss, out.logits, count)
+            return llm_output(self.llm, inputs, labels, **kwargs)
 
     def prompt_inputs(self, encoder_input_ids: torch.Tensor, encoder_attention_mask: torch.Tensor,
                       prompt_input_ids: torch.Tensor | None = None, prompt_attention_mask: torch.Tensor | None = None,
@@ -364,6 +352,23 @@ class LayAlignModel(nn.Module):
                 prefix = next(p for p in inverse if name.startswith(p))
                 out[inverse[prefix] + name[len(prefix):]] = tensor.clone()
         return out
+
+
+def llm_output(llm: nn.Module, inputs: LLMInputs, labels: torch.Tensor | None, **kwargs) -> LayAlignOutput:
+    """The LLM on an assembled input, and the mean cross-entropy over the target tokens when there are labels
+    (`labels` as given to forward: only its width is used, the targets are in `inputs.labels`)."""
+    # the targets are the right end of every row, so the LLM head only runs on the last Y + 1 positions
+    keep = 0 if labels is None else labels.shape[1] + 1
+    out = llm(inputs_embeds=inputs.embeds, attention_mask=inputs.attention_mask, position_ids=inputs.position_ids,
+              logits_to_keep=keep, use_cache=False, **kwargs)
+    if labels is None:
+        return LayAlignOutput(None, out.logits)
+    targets = inputs.labels[:, -labels.shape[1]:]
+    count = int((targets != IGNORE_INDEX).sum())
+    if count == 0:
+        raise ValueError("the batch has no target tokens (all labels masked or empty)")
+    loss = F.cross_entropy(out.logits[:, :-1].float().flatten(0, 1), targets.flatten(), ignore_index=IGNORE_INDEX)
+    return LayAlignOutput(loss, out.logits, count)
 
 
 def _resolve_layers(chosen, default, limit: int, name: str, what: str) -> list[int]:
