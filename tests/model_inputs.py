@@ -1,8 +1,9 @@
-"""Shared inputs for the model tests: three examples of different lengths, tokenised by the byte tokenizer."""
+"""Shared inputs and checks for the model tests: three examples of different lengths, tokenised by the byte
+tokenizer, and the zero-gates identity every dtype and family must keep."""
 
 import torch
 
-from layalign.testing import byte_tokenizer
+from layalign.testing import byte_tokenizer, randomize_adapters
 
 TOK = byte_tokenizer()
 
@@ -40,3 +41,30 @@ def pick(inputs, i):
         out[ids_key] = inputs[ids_key][i][keep][None]
         out[mask_key] = inputs[mask_key][i][keep][None]
     return out
+
+
+def assert_zero_gates_leave_the_llm_unchanged(model) -> torch.Tensor:
+    """With every gate at zero (adapters otherwise random), the model's logits and greedy tokens equal the bare
+    LLM's on the same assembled input, bit for bit; returns the model's logits for further checks."""
+    import copy
+
+    bare = copy.deepcopy(model.llm)
+    bare.config._attn_implementation = "sdpa"
+    randomize_adapters(model)
+    with torch.no_grad():
+        model.gates.zero_()
+    inputs = batch()
+    states, final = model.encode(inputs["encoder_input_ids"], inputs["encoder_attention_mask"])
+    llm_in = model.build_inputs(final, inputs["encoder_attention_mask"], inputs["prompt_input_ids"],
+                                inputs["prompt_attention_mask"])
+    with torch.no_grad():
+        ours = model(**without_labels(inputs)).logits
+        theirs = bare(inputs_embeds=llm_in.embeds, attention_mask=llm_in.attention_mask,
+                      position_ids=llm_in.position_ids).logits
+    assert torch.equal(ours, theirs)
+
+    generated = model.generate(**without_labels(inputs), max_new_tokens=6, do_sample=False)
+    reference = bare.generate(inputs_embeds=llm_in.embeds, attention_mask=llm_in.attention_mask, max_new_tokens=6,
+                              do_sample=False, pad_token_id=0)
+    assert torch.equal(generated, reference)
+    return ours

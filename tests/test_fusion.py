@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from layalign.testing import randomize_adapters, tiny_model
+from layalign.testing import tiny_model
 
 
 @pytest.mark.parametrize("q_len", [3, 1])  # 1: a decoding step, which takes the matmul path
@@ -34,22 +34,19 @@ def test_fusion_branch_is_the_formula_head_by_head(q_len, with_mask):
             torch.testing.assert_close(got[b, :, h], expected, rtol=1e-5, atol=1e-6)
 
 
-def _checkpoint_batch(model):
-    from layalign.model.processing import LayAlignProcessor
-
-    return LayAlignProcessor.from_model(model)(["Habari ya asubuhi", "Bonjour"], ["Q: ?", None],
-                                               ["Good morning", "Hello"])
-
-
 def test_gradient_checkpointing_recomputes_layers_with_the_same_fusion_state():
     """The backward pass recomputes each checkpointed layer after the forward's `fusion.active` block has exited;
     the state is restored for it (fusion.recompute_context), so the gradients equal those without checkpointing."""
     from layalign.model import fusion
+    from layalign.model.processing import LayAlignProcessor
 
     torch.manual_seed(0)
     model = tiny_model("layalign")
-    randomize_adapters(model, scale=0.3)
-    batch = _checkpoint_batch(model)
+    for p in model.parameters():
+        if p.requires_grad:
+            p.data.normal_(0, 0.3)
+    batch = LayAlignProcessor.from_model(model)(["Habari ya asubuhi", "Bonjour"], ["Q: ?", None],
+                                                ["Good morning", "Hello"])
 
     def grads() -> dict[str, torch.Tensor]:
         model.zero_grad()
@@ -60,9 +57,11 @@ def test_gradient_checkpointing_recomputes_layers_with_the_same_fusion_state():
     calls = {"n": 0}
     model.llm.model.layers[0].mlp.up_proj.register_forward_hook(lambda *_: calls.__setitem__("n", calls["n"] + 1))
     plain = grads()
-    model.gradient_checkpointing_enable()
+    assert calls["n"] == 1
+    model.gradient_checkpointing_enable()  # what train() calls with gradient_checkpointing: true
     checkpointed = grads()
-    assert calls["n"] == 3  # once without checkpointing; forward and recomputation with it
+    assert calls["n"] == 3  # checkpointed: the layer ran again during the backward pass
+    assert not model.llm.model.layers[0].self_attn.training  # but dropout & co. stayed in eval mode
     assert fusion._ACTIVE.get() is None  # no state outlives its call
     for name in plain:
         torch.testing.assert_close(plain[name], checkpointed[name], rtol=1e-5, atol=1e-7)

@@ -1,38 +1,18 @@
 """The model's exact identities, on tiny random-weight models of every supported family."""
 
-import copy
 
 import pytest
 import torch
 
 from layalign import LayAlignConfig, LayAlignModel
 from layalign.testing import randomize_adapters, tiny_encoder, tiny_llm, tiny_model
-from model_inputs import SOURCES, batch, pick, without_labels
+from model_inputs import SOURCES, assert_zero_gates_leave_the_llm_unchanged, batch, pick, without_labels
 
 LLM_FAMILIES = ["llama", "mistral", "qwen2", "qwen3", "gemma3_text"]
 ENCODER_FAMILIES = ["bert", "xlm-roberta", "t5", "mt5", "gemma3_text", "m2m_100"]
 @pytest.mark.parametrize("family", LLM_FAMILIES)
 def test_zero_gates_leave_the_llm_unchanged(family):
-    model = tiny_model(llm_family=family)
-    bare = copy.deepcopy(model.llm)
-    bare.config._attn_implementation = "sdpa"
-    randomize_adapters(model)
-    with torch.no_grad():
-        model.gates.zero_()
-    inputs = batch()
-    states, final = model.encode(inputs["encoder_input_ids"], inputs["encoder_attention_mask"])
-    llm_in = model.build_inputs(final, inputs["encoder_attention_mask"], inputs["prompt_input_ids"],
-                                inputs["prompt_attention_mask"])
-    with torch.no_grad():
-        ours = model(**without_labels(inputs)).logits
-        theirs = bare(inputs_embeds=llm_in.embeds, attention_mask=llm_in.attention_mask,
-                      position_ids=llm_in.position_ids).logits
-    assert torch.equal(ours, theirs)
-
-    generated = model.generate(**without_labels(inputs), max_new_tokens=6, do_sample=False)
-    reference = bare.generate(inputs_embeds=llm_in.embeds, attention_mask=llm_in.attention_mask, max_new_tokens=6,
-                              do_sample=False, pad_token_id=0)
-    assert torch.equal(generated, reference)
+    assert_zero_gates_leave_the_llm_unchanged(tiny_model(llm_family=family))
 
 
 @pytest.mark.parametrize("family", LLM_FAMILIES)

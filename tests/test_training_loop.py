@@ -15,7 +15,6 @@ import yaml
 
 from layalign.cli import main as cli
 from layalign.model.modeling import LayAlignModel
-from layalign.testing import tiny_model
 from layalign.training import NonFiniteLoss, plan_batches, train
 from training_helpers import XNLI, adapters, log, recipe, save_tiny_pair
 
@@ -93,35 +92,6 @@ def test_nan_loss_stops_and_keeps_the_last_good_state(pair, tmp_path, monkeypatc
     saved = adapters(kept)
     assert all(torch.isfinite(v).all() for v in saved.values())
     assert all(torch.equal(saved[k], v) for k, v in model.trainable_state_dict().items())
-
-
-def test_gradient_checkpointing_gives_the_same_gradients():
-    torch.manual_seed(0)
-    model = tiny_model("layalign")
-    for p in model.parameters():
-        if p.requires_grad:
-            p.data.normal_(0, 0.3)
-    from layalign.model.processing import LayAlignProcessor
-
-    batch = LayAlignProcessor.from_model(model)(["Habari ya asubuhi", "Bonjour"], ["Q: ?", None],
-                                                ["Good morning", "Hello"])
-
-    def grads() -> dict[str, torch.Tensor]:
-        model.zero_grad()
-        model.train()
-        model(**batch).loss.backward()
-        return {n: p.grad.clone() for n, p in model.named_parameters() if p.requires_grad}
-
-    calls = {"n": 0}
-    model.llm.model.layers[0].mlp.up_proj.register_forward_hook(lambda *_: calls.__setitem__("n", calls["n"] + 1))
-    plain = grads()
-    assert calls["n"] == 1
-    model.gradient_checkpointing_enable()  # what train() calls with gradient_checkpointing: true
-    checkpointed = grads()
-    assert calls["n"] == 3  # checkpointed: the layer ran again during the backward pass
-    assert not model.llm.model.layers[0].self_attn.training  # but dropout & co. stayed in eval mode
-    for name in plain:
-        torch.testing.assert_close(plain[name], checkpointed[name], rtol=1e-5, atol=1e-7)
 
 
 def test_batches_are_a_function_of_seed_and_epoch():
