@@ -15,6 +15,7 @@ from pathlib import Path
 
 import torch
 
+from layalign.backbones.loading import pad_token_id
 from layalign.data.languages import normalize_lang
 from layalign.data.prompts import format_prompt
 from layalign.model import fusion
@@ -95,7 +96,7 @@ class LLMOnlySystem:
 
     def _left_padded(self, ids: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
         width = max(len(x) for x in ids)
-        pad = _pad_token(self.llm, self.tokenizer)
+        pad = pad_token_id(self.llm, self.tokenizer)
         input_ids = torch.tensor([[pad] * (width - len(x)) + x for x in ids], device=self.llm.device)
         mask = torch.tensor([[0] * (width - len(x)) + [1] * len(x) for x in ids], device=self.llm.device)
         return input_ids, mask
@@ -103,7 +104,7 @@ class LLMOnlySystem:
     def generate(self, sources: list[str], prompts: list[str | None], max_new_tokens: int,
                  langs: list[str] | None = None, **generation_kwargs) -> list[str]:
         input_ids, mask = self._left_padded(self._prompt_ids(sources, prompts))
-        width, pad = input_ids.shape[1], _pad_token(self.llm, self.tokenizer)
+        width, pad = input_ids.shape[1], pad_token_id(self.llm, self.tokenizer)
         generation_kwargs.setdefault("do_sample", False)
         with torch.no_grad():
             out = self.llm.generate(input_ids=input_ids, attention_mask=mask, max_new_tokens=max_new_tokens,
@@ -243,10 +244,3 @@ def answer(system: LayAlignSystem | LLMOnlySystem, question: str, task: str = "m
 def _system_name(config: LayAlignConfig, directory: str) -> str:
     names = {"layalign": "LayAlign", "mindmerger": "MindMerger", "langbridge": "LangBridge"}
     return config.extra.get("name") or f"{names[config.variant]} ({directory})"
-
-
-def _pad_token(llm, tokenizer) -> int:
-    for value in (tokenizer.pad_token_id, llm.config.pad_token_id, tokenizer.eos_token_id):
-        if value is not None:
-            return int(value)
-    return 0
