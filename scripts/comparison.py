@@ -61,9 +61,11 @@ DEFAULTS = {
     "max_source_length": 160,  # as the task recipes train, for every system alike
     "max_prompt_length": 160,
     "llm": "smollm2-135m-instruct",
-    # bf16 autocast over float32 weights: the fastest training step measured, and the saved models stay float32, so
-    # every system (the prompted LLM too) is evaluated in float32
+    # bf16 autocast over float32 weights: the fastest training step measured; the saved models stay float32
     "train_settings": ["mixed_precision=bf16"],
+    # every system (the prompted LLM too) is evaluated with its frozen encoder and LLM in bfloat16 (the trained
+    # adapters stay float32): choice scoring 1.6x faster than float32, the same label on all 60 profiled rows
+    "eval_dtype": "bfloat16",
 }
 DRY = {"steps": 2, "stage1_steps": 2, "dev_size": 8, "limit": 2, "langs": ["en", "sw"]}
 
@@ -131,6 +133,7 @@ class Settings:
     data: str = str(ROOT.parent / "shared" / "data")
     recipes: str = str(RECIPES)
     train_settings: list[str] = field(default_factory=lambda: list(DEFAULTS["train_settings"]))
+    eval_dtype: str = DEFAULTS["eval_dtype"]
     dry_run: bool = False
 
     def languages(self) -> list[str]:
@@ -239,7 +242,7 @@ def eval_argv(unit: Unit, scoring: str, model: str, settings: Settings, out: Pat
             "--langs", *settings.languages(), "--limit", str(settings.limit), "--batch-size", str(batch),
             "--scoring", scoring, "--protocol", "lenient", "--name", unit.label, "--out", str(out),
             "--max-source-length", str(settings.max_source_length),
-            "--max-prompt-length", str(settings.max_prompt_length)]
+            "--max-prompt-length", str(settings.max_prompt_length), "--dtype", settings.eval_dtype]
     return argv + (["--max-new-tokens", str(settings.max_new_tokens)] if scoring == "generate" else [])
 
 
@@ -415,6 +418,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--recipes", default=str(RECIPES), help="folder of the recipes")
     run.add_argument("--train-settings", nargs="*", default=DEFAULTS["train_settings"],
                      help="key=value added to every `layalign train` (default: %(default)s)")
+    run.add_argument("--eval-dtype", default=DEFAULTS["eval_dtype"], choices=("float32", "bfloat16"),
+                     help="dtype of the frozen encoder and LLM in evaluation, the same for every system")
     run.add_argument("--in-process", action="store_true", help="run the commands in this process (tests)")
     rep.add_argument("--out", type=Path, default=None, help=f"the report (default {REPORT})")
     rep.add_argument("--resamples", type=int, default=10_000)
@@ -431,7 +436,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
                     langs=pick(args.langs, DRY["langs"], None), choice_batch=args.choice_batch,
                     generate_batch=args.generate_batch, llm=args.llm, data=str(Path(args.data).resolve()),
                     recipes=str(Path(args.recipes).resolve()), train_settings=list(args.train_settings),
-                    dry_run=dry)
+                    eval_dtype=args.eval_dtype, dry_run=dry)
 
 
 def folders(args: argparse.Namespace) -> tuple[Path, Path]:

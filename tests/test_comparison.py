@@ -104,6 +104,7 @@ def test_dry_run_of_two_units_then_resume_then_report(tiny_setup, monkeypatch):
                                       "collect"]
     assert [c["phase"] for c in record["commands"]][:2] == ["train-translation", "train-task"]
     assert "max_steps=2" in record["commands"][1]["command"] and "--resume" in record["commands"][1]["command"]
+    assert "--dtype bfloat16" in record["commands"][2]["command"]
     assert record["machine"]["cpus"] and record["machine"]["torch"]
     for stage in ("translation", "task"):
         assert (unit / "train" / stage / "train_log.jsonl").is_file()
@@ -113,7 +114,8 @@ def test_dry_run_of_two_units_then_resume_then_report(tiny_setup, monkeypatch):
         assert "prompt" not in rows[0] and "output" in rows[0]  # the committed rows are small
         for protocol in ("lenient", "paper"):
             results_file = unit / "eval" / scoring / f"results-{protocol}.json"
-            assert json.loads(results_file.read_text())["protocol"] == protocol
+            saved = json.loads(results_file.read_text())
+            assert saved["protocol"] == protocol and saved["dtype"] == "bfloat16"  # every system evaluated alike
     # the marker is the last file written
     written = [p for p in unit.rglob("*") if p.is_file()]
     assert max(written, key=lambda p: p.stat().st_mtime_ns).name == "unit.json"

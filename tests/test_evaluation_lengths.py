@@ -5,6 +5,7 @@ language."""
 import json
 
 import pytest
+import torch
 
 from evaluation_helpers import FakeSystem
 from layalign.data.examples import EvalExample
@@ -124,6 +125,20 @@ def test_the_cli_passes_explicit_lengths_to_every_system(tmp_path, monkeypatch, 
     assert main(["evaluate", "--model", "llm:Some/Model", "--benchmark", "mgsm", "--max-prompt-length", "300"]) == 0
     assert main(["evaluate", "--model", "llm:Some/Model", "--benchmark", "mgsm", "--out", "b"]) == 0
     assert main(["generate", "q", "--model", "m", "--lang", "sw", "--max-source-length", "50"]) == 0
-    assert calls == [{"device": None, "max_prompt_length": 300}, {"device": None},
-                     {"device": None, "max_source_length": 50}]
+    assert main(["evaluate", "--model", "m", "--benchmark", "mgsm", "--out", "c", "--dtype", "bfloat16"]) == 0
+    assert calls == [{"device": None, "dtype": None, "max_prompt_length": 300}, {"device": None, "dtype": None},
+                     {"device": None, "dtype": None, "max_source_length": 50},
+                     {"device": None, "dtype": "bfloat16"}]
     assert "sw:q" in capsys.readouterr().out
+
+
+def test_a_run_records_its_dtype_and_refuses_to_resume_in_another(tmp_path):
+    examples = {"en": [EvalExample(id="en-0", lang="en", source="short", gold="1", prompt="Q")]}
+    model = tiny_model()
+    results = evaluate(LayAlignSystem(model, name="tiny"), "mgsm", examples, tmp_path, max_new_tokens=1,
+                       progress=False)
+    assert results["dtype"] == "float32"
+    assert json.loads((tmp_path / "run.json").read_text(encoding="utf-8"))["dtype"] == "float32"
+    bare = LLMOnlySystem(tiny_llm().to(torch.bfloat16), byte_tokenizer(), name="tiny")
+    with pytest.raises(ValueError, match="another run.*dtype"):
+        evaluate(bare, "mgsm", examples, tmp_path, max_new_tokens=1, progress=False, name="tiny")

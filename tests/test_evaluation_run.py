@@ -141,7 +141,7 @@ def test_cli_evaluate_default_out_dir(tmp_path, monkeypatch, capsys):
     system = FakeSystem("llm:Some/Model", math_answerer(examples, lambda ex: True))
     # stand-ins for the loader and the registry's reader (its default data: a folder that exists)
     pipeline = types.ModuleType("layalign.systems")
-    pipeline.load_system = lambda model, device=None: system
+    pipeline.load_system = lambda model, device=None, dtype=None: system
     monkeypatch.setitem(TASKS, "mgsm", dataclasses.replace(
         TASKS["mgsm"], reader=lambda path, langs=None, limit=None: examples, data_path=str(tmp_path)))
     monkeypatch.setitem(sys.modules, "layalign.systems", pipeline)

@@ -44,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--task", default="math", help="prompt template (math, xnli, xcsqa, none, ...)")
     gen.add_argument("--max-new-tokens", type=int, default=128)
     gen.add_argument("--device", default=None)
+    _dtype_option(gen)
     _length_options(gen)
 
     quick = sub.add_parser("quickstart", help="the main job: pull the default pair, train briefly, compare answers")
@@ -76,6 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--out", default=None, help="output folder (default: runs/eval/<benchmark>-<model name>)")
     ev.add_argument("--name", default=None, help="the system's name in tables")
     ev.add_argument("--device", default=None)
+    _dtype_option(ev)
     _length_options(ev)
 
     cmp_ = sub.add_parser("compare", help="put several evaluation runs side by side")
@@ -88,6 +90,14 @@ def build_parser() -> argparse.ArgumentParser:
     ins.add_argument("model")
     ins.add_argument("--out", default=None, help="where to write the heatmap PNG (default: inside the model dir)")
     return parser
+
+
+def _dtype_option(parser: argparse.ArgumentParser) -> None:
+    from layalign.model.config import DTYPES
+
+    parser.add_argument("--dtype", choices=DTYPES, default=None,
+                        help="dtype of the frozen encoder and LLM (default: the model's own; the bare LLM float32); "
+                             "the trained adapters stay float32. bfloat16 scores choices about 1.6x faster on a CPU")
 
 
 def _length_options(parser: argparse.ArgumentParser) -> None:
@@ -104,7 +114,7 @@ def cli_generate(args: argparse.Namespace) -> int:
     from layalign.evaluation.run import length_overrides
     from layalign.systems import answer, load_system
 
-    system = load_system(args.model, device=args.device, **length_overrides(args))
+    system = load_system(args.model, device=args.device, dtype=args.dtype, **length_overrides(args))
     text = answer(system, args.question, task=args.task, max_new_tokens=args.max_new_tokens, lang=args.lang)
     lang = f" [{args.lang}]" if args.lang else ""
     print(f"{system.name}{lang}: {text}")

@@ -210,6 +210,11 @@ def compare_runs(run_dirs: list[str | Path], out_dir: str | Path = COMPARE_DEFAU
         notes.append("Note: the runs cover different languages; each average is over that run's own languages.")
     if len({json.dumps(r.get("lengths"), sort_keys=True) for r in results}) > 1:
         notes.append("Note: the runs used different input limits; their inputs were not treated alike.")
+    dtypes = {r.get("dtype") for r in results} - {None}
+    if len(dtypes) > 1:
+        notes.append("Note: the runs computed in different dtypes: "
+                     + ", ".join(f"{label} {r.get('dtype')}" for label, r in zip(labels, results, strict=True))
+                     + ".")
     notes += [f"{label}: {note}." for label, r in zip(labels, results, strict=True) if (note := truncation_note(r))]
     md += "\n\n" + "\n\n".join(notes)
     out = Path(out_dir)

@@ -1,7 +1,8 @@
 """Running a benchmark: answer every example, resumably, and keep the run's record.
 
 A run directory holds:
-- `run.json`: what the run is (benchmark, system name, max_new_tokens, scoring, protocol, the input lengths), so that
+- `run.json`: what the run is (benchmark, system name, max_new_tokens, scoring, protocol, the input lengths, the
+  backbones' dtype), so that
   a resumed run cannot silently mix two systems or two settings in one file;
 - `predictions.jsonl`: one row per example, appended batch by batch, so a killed run resumes where it stopped; a
   row carries "truncated" (which of its inputs were cut to the length limits: "source", "prompt") when the system
@@ -100,8 +101,9 @@ def evaluate(
     name = name or system.name
     max_new_tokens = max_new_tokens or task.max_new_tokens
     lengths = getattr(system, "lengths", None)
+    dtype = system_dtype(system)
     _check_run_record(out, {"benchmark": benchmark, "system": name, "max_new_tokens": max_new_tokens,
-                            "scoring": scoring, "protocol": protocol, "lengths": lengths})
+                            "scoring": scoring, "protocol": protocol, "lengths": lengths, "dtype": dtype})
 
     pred_path = out / PREDICTIONS
     done = {row_key(row) for row in load_predictions(pred_path, repair=True)}
@@ -121,7 +123,7 @@ def evaluate(
 
     low = set(low_resource) if low_resource is not None else set(task.low_resource)
     results = score_predictions(benchmark, load_predictions(pred_path), low, protocol=protocol)
-    results.update(system=name, max_new_tokens=max_new_tokens, scoring=scoring, lengths=lengths)
+    results.update(system=name, max_new_tokens=max_new_tokens, scoring=scoring, lengths=lengths, dtype=dtype)
     write_results(results, out)
     if results["truncated"]:
         counts = ", ".join(f"{lang} {s['truncated']}/{s['n']}" for lang, s in results["per_language"].items()
@@ -203,7 +205,8 @@ def rescore(run_dir: str | Path, out_dir: str | Path, protocol: str) -> dict:
     (out / PREDICTIONS).write_text(text, encoding="utf-8")
     results = score_predictions(benchmark, rows, task.low_resource, protocol=protocol)
     results.update(system=record["system"], max_new_tokens=record["max_new_tokens"],
-                   scoring=record.get("scoring", "generate"), lengths=record.get("lengths"))
+                   scoring=record.get("scoring", "generate"), lengths=record.get("lengths"),
+                   dtype=record.get("dtype"))
     write_results(results, out)
     return results
 
@@ -245,8 +248,9 @@ def _check_run_record(out: Path, record: dict) -> None:
     the same directory."""
     path = out / RUN_RECORD
     if path.exists():
-        # runs from before scoring and protocol existed were generated and lenient; their lengths are unknown
-        old = {"scoring": "generate", "protocol": DEFAULT_PROTOCOL, "lengths": record["lengths"]} \
+        # runs from before scoring and protocol existed were generated and lenient; their lengths and dtype unknown
+        old = {"scoring": "generate", "protocol": DEFAULT_PROTOCOL, "lengths": record["lengths"],
+               "dtype": record.get("dtype")} \
             | json.loads(path.read_text(encoding="utf-8"))
         diff = {k: (old.get(k), v) for k, v in record.items() if old.get(k) != v}
         if diff and (out / PREDICTIONS).exists():
@@ -264,7 +268,8 @@ def cli_evaluate(args: Any) -> int:
     if not any(examples.values()):
         raise ValueError(f"no {args.benchmark} examples found (data={args.data}, langs={args.langs})")
     # after the data: a bad path fails before a slow load
-    system = load_system(args.model, device=args.device, **length_overrides(args))
+    system = load_system(args.model, device=args.device, dtype=getattr(args, "dtype", None),
+                         **length_overrides(args))
     name = args.name or system.name
     out = Path(args.out) if args.out else Path("runs/eval") / f"{args.benchmark}-{_slug(name)}"
     results = evaluate(system, args.benchmark, examples, out, batch_size=args.batch_size,
@@ -274,6 +279,14 @@ def cli_evaluate(args: Any) -> int:
     print(f"\nwritten to {out}/ ({PREDICTIONS}, {RESULTS_JSON}, {RESULTS_MD}, {RESULTS_CSV}, "
           f"{chart_name(args.benchmark)})")
     return 0
+
+
+def system_dtype(system: System) -> str | None:
+    """The dtype the system's LLM computes in ("float32", "bfloat16", ...), for the run's record; None when the
+    system does not say (a stand-in system in tests)."""
+    llm = getattr(system, "llm", None) or getattr(getattr(system, "model", None), "llm", None)
+    dtype = getattr(llm, "dtype", None)
+    return str(dtype).removeprefix("torch.") if dtype is not None else None
 
 
 def length_overrides(args: Any) -> dict[str, int]:
