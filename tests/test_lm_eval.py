@@ -194,6 +194,51 @@ def test_the_command_line_wrapper_registers_the_model_and_our_tasks(models, tmp_
     assert written and "layalign_xnli_ll_sw" in json.loads(written[0].read_text())["results"]
 
 
+
+@pytest.mark.slow  # two processes that each import torch, transformers and lm_eval: about a minute here
+def test_data_parallel_ranks_give_the_single_process_results(models, tmp_path):
+    """Two processes (`accelerate launch`, gloo on the CPU): each rank evaluates its share of the documents and rank 0
+    gathers the same samples and accuracy as one process. 5 rows: the ranks get 3 and 2, so lm_eval pads rank 1."""
+    import socket
+
+    tasks, limit = ["layalign_xnli_ll_sw", "layalign_mgsm_sw"], 5
+    with socket.socket() as s:  # a free port for the process group
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+           "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port",
+           str(port), "-m", "layalign.integrations.lm_eval", "run", "--model", "layalign",
+           "--model_args", f"pretrained={models['layalign']},device=cpu", "--tasks", ",".join(tasks),
+           "--limit", str(limit), "--batch_size", "2", "--gen_kwargs", f"max_gen_toks={NEW_TOKENS}",
+           "--metadata", json.dumps(METADATA), "--output_path", str(out), "--log_samples"]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=_offline_env())
+    assert done.returncode == 0, done.stderr[-3000:]
+    for task in tasks:  # the harness built each rank's share
+        assert f"Building contexts for {task} on rank 1" in done.stderr
+    parallel = json.loads(next(out.rglob("results_*.json")).read_text())["results"]
+    single = _harness(models["layalign"], tasks, limit=limit)
+    for task in tasks:
+        assert parallel[task] == pytest.approx(single["results"][task]), task
+        rows = sorted((json.loads(line) for line in next(out.rglob(f"samples_{task}_*.jsonl")).open()),
+                      key=lambda s: s["doc_id"])
+        assert [s["doc_id"] for s in rows] == list(range(limit))
+        for ours, theirs in zip(rows, sorted(single["samples"][task], key=lambda s: s["doc_id"]), strict=True):
+            # lm_eval appends a padding request's answer to its instance's answers, so compare the first answer of
+            # each instance; choice log-likelihoods of batches made of other rows differ by float noise (1e-5)
+            if "_ll_" in task:
+                assert [float(r[0][0]) for r in ours["resps"]] == pytest.approx(
+                    [r[0][0] for r in theirs["resps"]], abs=1e-4)
+            else:
+                assert ours["resps"][0][0] == theirs["resps"][0][0]
+
+
+def _offline_env() -> dict[str, str]:
+    import os
+
+    return {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+
+
 @pytest.mark.real
 @pytest.mark.parametrize("kind", ["layalign"])  # the bare LLM takes the tiny tests' path ("llm" here: 6 more minutes)
 def test_the_harness_matches_layalign_evaluate_on_the_default_pair(kind, tmp_path):

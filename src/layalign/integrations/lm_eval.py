@@ -20,14 +20,17 @@ name (`register_source` adds one). Our task YAMLs (`tasks_dir()`) build their do
 so their `source` field is the reader's own. `source=context` makes the encoder read the rendered context instead
 (for a task with no mapping, where the prompt is the text itself, as in XNLI and X-CSQA).
 
-Data-parallel: under `accelerate launch -m layalign.integrations.lm_eval run ...` every process loads the model on
-its own device, the harness gives each rank its share of the documents (rank and world size come from
-`accelerate.Accelerator`, as for lm_eval's own HF model), and rank 0 gathers the results.
+Data-parallel: under `accelerate launch --multi_gpu --num_processes N -m layalign.integrations.lm_eval run ...` (or
+`torchrun`) every process loads the model on its own device, the harness gives each rank its share of the documents
+(rank and world size come from `accelerate.Accelerator`, as for lm_eval's own HF model), and rank 0 gathers the
+results. With device=cpu (or no GPU) the processes form a gloo group on the CPU; `accelerate launch --cpu` itself
+starts one process only (its simple launcher), hence `--multi_gpu` there. See docs/lm-eval.md.
 """
 
 from __future__ import annotations
 
 import fnmatch
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -132,8 +135,13 @@ class LayAlignLM(LM):
         unknown = {k: v for k, v in ignored.items() if k not in ("max_batch_size",) and v is not None}
         if unknown:
             raise ValueError(f"unknown model_args for layalign: {', '.join(unknown)}")
-        # as lm_eval's HF model: one Accelerator; several processes = data parallel, each on its own device
-        accelerator = Accelerator()
+        # as lm_eval's HF model: one Accelerator; several processes = data parallel, each on its own device. On the
+        # CPU, accelerate sets up a process group (gloo) only when told cpu=True (otherwise every process of a
+        # `torchrun` / `accelerate launch --multi_gpu` would be a world of one and evaluate every document). Only
+        # when launched so: in one process an earlier Accelerator on a GPU would refuse cpu=True
+        on_cpu = str(device).startswith("cpu") if device else not torch.cuda.is_available()
+        launched = int(os.environ.get("WORLD_SIZE", "1")) > 1
+        accelerator = Accelerator(cpu=on_cpu and launched)
         if accelerator.num_processes > 1:
             self.accelerator = accelerator
             device = str(accelerator.device)
