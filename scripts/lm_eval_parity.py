@@ -256,6 +256,7 @@ def compare_unit(comparison: Comparison, unit: Path) -> dict[str, Any] | None:
             "acc_paper": {k: 100 * v / n for k, v in paper.items()} if comparison.scoring == "generate" else None,
             "max_ll_diff": max_diff if comparison.scoring == "choices" else None,
             "harness_acc": 100 * harness["results"]["acc,none"],
+            "truncated": sum(1 for row in ours.values() if row.get("truncated")),
             "seconds": {"ours": json.loads((unit / "ours.json").read_text())["seconds"],
                         "lm_eval": harness["seconds"]}}
 
@@ -351,7 +352,7 @@ def _detail_table(comparison: Comparison, done: dict[str, dict]) -> str:
         head.append("acc_paper lm_eval / ours")
     else:
         head.append("max abs loglik difference")
-    head.append("seconds lm_eval / ours")
+    head += ["inputs cut", "seconds lm_eval / ours"]
     lines = [f"### {comparison.title()} per language", "", "| " + " | ".join(head) + " |",
              "|" + "---|" * len(head)]
     for lang, u in done.items():
@@ -360,7 +361,7 @@ def _detail_table(comparison: Comparison, done: dict[str, dict]) -> str:
             cells.append(_pair(u["acc_paper"]["lm_eval"], u["acc_paper"]["ours"]))
         else:
             cells.append(f"{u['max_ll_diff']:.1e}")
-        cells.append(f"{u['seconds']['lm_eval']:.0f} / {u['seconds']['ours']:.0f}")
+        cells += [str(u["truncated"]), f"{u['seconds']['lm_eval']:.0f} / {u['seconds']['ours']:.0f}"]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -396,9 +397,11 @@ generated text, or the same most likely label; *acc*: the lenient reading of the
 read again with `layalign.evaluation.scoring` under "paper"); both pooled over all rows, which at a fixed number of
 rows per language is the unweighted average over languages (what an lm_eval group reports). *max abs loglik
 difference*: over every row and label, between the harness's log-likelihood and predictions.jsonl's
-`choice_logprobs`, which keeps 4 decimals (so up to 5e-05 is rounding). *seconds*: wall time of each side, model
-loading excluded (each side loads the model once), on this project's 2-core CPU machine while another job used the
-other core: they say nothing about which path is faster.
+`choice_logprobs`, which keeps 4 decimals (so up to 5e-05 is rounding). *inputs cut* (per language): rows whose
+source or prompt was longer than the model's input lengths and cut to them, as predictions.jsonl records it; both
+sides load the model with the same lengths, so the harness's rows are cut alike. *seconds*: wall time of each side,
+model loading excluded (each side loads the model once; lm_eval's include the building of each task), on this
+project's 2-core CPU machine while another job used the other core: they say nothing about which path is faster.
 """
 
 _TESTS = """## What the tests check (every `pytest` run)
