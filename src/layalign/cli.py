@@ -18,6 +18,7 @@ _HANDLERS = {
     "evaluate": "layalign.evaluation.run:cli_evaluate",
     "compare": "layalign.evaluation.report:cli_compare",
     "inspect": "layalign.inspection:cli_inspect",
+    "serve": "layalign.integrations.vllm.serving:cli_serve",
 }
 
 
@@ -89,6 +90,14 @@ def build_parser() -> argparse.ArgumentParser:
     ins = sub.add_parser("inspect", help="gate values and layer-mix weights of a trained model")
     ins.add_argument("model")
     ins.add_argument("--out", default=None, help="where to write the heatmap PNG (default: inside the model dir)")
+
+    srv = sub.add_parser("serve", help="serve a trained model through vLLM's OpenAI-compatible API (docs/serving.md)")
+    srv.add_argument("model_dir")
+    srv.add_argument("--out", default=None, help="where to write the vLLM directory (default: MODEL_DIR/vllm)")
+    srv.add_argument("--prompt-template", default=None, help='LLM prompt around a request\'s text (default "{query}")')
+    srv.add_argument("--python", default=None, help="a Python with vLLM installed (default: this one)")
+    srv.add_argument("--dry-run", action="store_true", help="export and print the vllm command only")
+    srv.add_argument("--vllm-args", default="", help='more `vllm serve` options, one string: "--port 8001 ..."')
     return parser
 
 
@@ -134,6 +143,12 @@ def cli_models_list(args: argparse.Namespace) -> int:
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
     for row in rows:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[-1])
+    from layalign.pretrained import card, shipped_models
+
+    if shipped_models():
+        print("\ntrained models shipped with the package (give the name as --model):")
+        for name in shipped_models():
+            print(f"  {name}: {card(name).get('summary', '')}")
     print(f"\ndefault pair: {encoder} + {llm}")
     print(f"cache: {catalogue.cache_dir()} (set {catalogue.CACHE_ENV} to move it)")
     return 0

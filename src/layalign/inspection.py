@@ -34,8 +34,11 @@ class FusionWeights:
 
 
 def load_fusion_weights(model_dir: str | Path) -> FusionWeights:
-    """Read gates and layer mix from `model_dir`; InspectError for a non-LayAlign directory or one without fusion."""
-    model_dir = Path(model_dir)
+    """Read gates and layer mix from `model_dir` (or a shipped model's name); InspectError for a non-LayAlign
+    directory or one without fusion."""
+    from layalign.pretrained import locate
+
+    model_dir = Path(locate(model_dir))
     config_path, adapter_path = model_dir / CONFIG_NAME, model_dir / ADAPTER_NAME
     if not config_path.is_file() or not adapter_path.is_file():
         missing = [p.name for p in (config_path, adapter_path) if not p.is_file()]
@@ -154,7 +157,11 @@ def cli_inspect(args: Any) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     print(describe(weights))
-    out = Path(args.out) if args.out else Path(args.model) / DEFAULT_PNG
+    from layalign.pretrained import locate
+
+    shipped = locate(args.model) != str(args.model)  # its folder is inside the installed package: write here instead
+    default = Path(f"{args.model}-{DEFAULT_PNG}") if shipped else Path(args.model) / DEFAULT_PNG
+    out = Path(args.out) if args.out else default
     if out.is_dir():
         out = out / DEFAULT_PNG
     print(f"\nwrote {plot(weights, out)}")

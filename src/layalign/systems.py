@@ -175,14 +175,18 @@ def _cache_argument(llm) -> str:
 
 def load_system(model: str, device: str | None = None, dtype: str | None = None, *,
                 max_source_length: int | None = None, max_prompt_length: int | None = None):
-    """`llm:REF` -> the bare LLM; a LayAlign (or llm-lora) directory -> the trained model, a training run's output
-    directory -> the model its `select` chose; `ENCODER,LLM` -> an untrained LayAlign pair (gates at zero: it answers
+    """`llm:REF` -> the bare LLM; a LayAlign (or llm-lora) directory, or the name of a model shipped with the package
+    (`layalign.pretrained`) -> the trained model, a training run's output directory -> the model its `select` chose;
+    `ENCODER,LLM` -> an untrained LayAlign pair (gates at zero: it answers
     as the bare LLM would, given the mapped encoder states).
 
     Input lengths: a trained model uses the lengths recorded in its config (see `recorded_lengths`), the others the
     processor's defaults; `max_source_length` / `max_prompt_length` override either, and the bare LLM's prompt limit
     is `max_prompt_length` too."""
+    from layalign.pretrained import locate
+
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    model = locate(model)
     overrides = {k: v for k, v in (("max_source_length", max_source_length),
                                    ("max_prompt_length", max_prompt_length)) if v is not None}
     if model.startswith(LLM_ONLY_PREFIX):

@@ -1,0 +1,142 @@
+"""Ship the best trained LayAlign of the comparison inside the package (src/layalign/pretrained/NAME/).
+
+    python scripts/ship_model.py                       # the best finished layalign-sN unit (XNLI dev, choices)
+    python scripts/ship_model.py --unit layalign-s1    # a given unit
+
+The folder gets the unit's adapters and config (a few MB; the frozen encoder and LLM stay in the catalogue), a card
+(card.json and README.md: the unit's recipes, commands, seed, steps, wall times, machine and XNLI dev scores under
+both scorings and both protocols) and regression.json: the model's choice log-likelihoods on the fixed regression
+subset of XNLI dev, recomputed now in float32, which tests/test_pretrained.py compares against.
+
+The adapters come from the unit's work folder (runs/comparison/UNIT/, git-ignored): ship on the machine that ran it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+UNITS = ROOT / "docs" / "results" / "comparison" / "units"
+DEFAULT_NAME = "layalign-xnli-e5-smollm2"
+SCORINGS = ("choices", "generate")
+PROTOCOLS = ("lenient", "paper")
+
+
+def dev_scores(unit_dir: Path) -> dict:
+    """{scoring: {protocol: {"average": .., "per_language": {lang: accuracy}, "n": rows}}} from a finished unit."""
+    scores: dict = {}
+    for scoring in SCORINGS:
+        for protocol in PROTOCOLS:
+            results = json.loads((unit_dir / "eval" / scoring / f"results-{protocol}.json").read_text("utf-8"))
+            scores.setdefault(scoring, {})[protocol] = {
+                "average": round(results["average"]["accuracy"], 2), "n": results["n"],
+                "per_language": {lang: round(s["accuracy"], 2) for lang, s in results["per_language"].items()}}
+    return scores
+
+
+def best_unit(units: Path) -> Path:
+    """The finished LayAlign unit with the highest XNLI dev accuracy by choice scoring (lenient); ties: lower seed."""
+    finished = sorted(p.parent for p in units.glob("layalign-s*/unit.json"))
+    if not finished:
+        raise SystemExit(f"no finished layalign unit in {units}; run scripts/comparison.py run --units layalign-s0")
+    return max(finished, key=lambda d: (dev_scores(d)["choices"]["lenient"]["average"], -int(d.name.split("-s")[-1])))
+
+
+def build_card(name: str, unit_dir: Path, record: dict, scores: dict) -> dict:
+    train = {}
+    stages = [p.removeprefix("train-") for p in record["phases"] if p.startswith("train-")]  # in training order
+    for stage_dir in (unit_dir / "train" / stage for stage in stages):
+        log = [json.loads(line) for line in (stage_dir / "train_log.jsonl").read_text("utf-8").splitlines()
+               if line.strip()]
+        steps = max((r.get("step", 0) for r in log), default=0)
+        dev = [r for r in log if "dev_loss" in r or "dev_ppl" in r]
+        train[stage_dir.name] = {"steps": steps, "last_dev": dev[-1] if dev else None,
+                                 "config": (stage_dir / "train_config.yaml").read_text("utf-8")}
+    choices = scores["choices"]["lenient"]["average"]
+    return {
+        "name": name,
+        "summary": (f"LayAlign on multilingual-e5-small + SmolLM2-135M-Instruct, trained on XNLI "
+                    f"({train.get('task', {}).get('steps')} task steps, seed {record['seed']}); XNLI dev "
+                    f"{choices:.1f} % by choice scoring, {len(scores['choices']['lenient']['per_language'])} "
+                    "languages"),
+        "source_unit": record["unit"], "seed": record["seed"], "system": record["label"],
+        "train": train, "commands": [c | {"command": _relative(c["command"])} for c in record["commands"]],
+        "phases": record["phases"],
+        "settings": record["settings"], "machine": record["machine"], "xnli_dev": scores,
+    }
+
+
+def _relative(command: str) -> str:
+    """A recorded command with this checkout's absolute paths written as the repository's relative ones."""
+    return command.replace(str(ROOT.parent / "shared"), "../shared").replace(str(ROOT) + "/", "")
+
+
+def card_markdown(card: dict, regression: dict) -> str:
+    langs = list(card["xnli_dev"]["choices"]["lenient"]["per_language"])
+    lines = [f"# {card['name']}", "", card["summary"] + ".", "",
+             f"Trained by `scripts/comparison.py` (unit `{card['source_unit']}`) and shipped by "
+             "`scripts/ship_model.py`. Load it by name: `layalign generate \"...\" --model "
+             f"{card['name']} --task xnli`, `load_system(\"{card['name']}\")`.", "",
+             "## XNLI dev accuracy (%)", "",
+             "| scoring | protocol | " + " | ".join(langs) + " | avg |",
+             "|---|---|" + "---|" * (len(langs) + 1)]
+    for scoring, by_protocol in card["xnli_dev"].items():
+        for protocol, s in by_protocol.items():
+            lines.append(f"| {scoring} | {protocol} | " + " | ".join(f"{s['per_language'][lang]:.1f}" for lang in langs)
+                         + f" | {s['average']:.1f} |")
+    n = card["xnli_dev"]["choices"]["lenient"]["n"]
+    lines += ["", f"{n} rows ({n // len(langs)} per language), evaluation settings in card.json (`settings`).", "",
+              "## Training", ""]
+    for stage, info in card["train"].items():
+        lines.append(f"- {stage}: {info['steps']} steps; last dev record {json.dumps(info['last_dev'])}")
+    lines += ["", "Commands (from the unit's record):", "", "```bash"]
+    lines += [c["command"] for c in card["commands"] if c["command"].startswith("layalign ")]
+    lines += ["```", "", "## Regression subset", "",
+              f"XNLI dev, the first {regression['rows_per_language']} rows of {', '.join(regression['langs'])}, "
+              f"choice scoring in {regression['dtype']}: " + ", ".join(f"{k} {v:.1f}" for k, v in
+                                                                    regression["accuracy"].items())
+              + f" (average {regression['average']:.1f}). tests/test_pretrained.py recomputes every row.", ""]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--unit", default=None, help="a finished unit, e.g. layalign-s0 (default: the best)")
+    parser.add_argument("--units", type=Path, default=UNITS, help="the committed unit folders")
+    parser.add_argument("--name", default=DEFAULT_NAME)
+    parser.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "xnli" / "dev"),
+                        help="XNLI dev, for the regression subset")
+    args = parser.parse_args(argv)
+
+    from layalign.files import replace_directory
+    from layalign.model.config import ADAPTER_NAME, CONFIG_NAME
+    from layalign.pretrained import CARD, REGRESSION, SHIPPED_DIR, regression_rows
+    from layalign.systems import load_system
+
+    unit_dir = args.units / args.unit if args.unit else best_unit(args.units)
+    record = json.loads((unit_dir / "unit.json").read_text("utf-8"))
+    model_dir = Path(record["model_dir"])
+    if not (model_dir / ADAPTER_NAME).is_file():
+        raise SystemExit(f"{model_dir} (the unit's model) is not here: ship on the machine that ran {unit_dir.name}")
+    card = build_card(args.name, unit_dir, record, dev_scores(unit_dir))
+
+    def build(folder: Path) -> None:
+        for file in (ADAPTER_NAME, CONFIG_NAME):
+            shutil.copyfile(model_dir / file, folder / file)  # not the 0600 mode: an installed file is read by all
+        regression = regression_rows(load_system(str(folder), device="cpu", dtype="float32"), args.data)
+        (folder / CARD).write_text(json.dumps(card, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+        (folder / REGRESSION).write_text(json.dumps(regression, indent=1, ensure_ascii=False) + "\n",
+                                         encoding="utf-8")
+        (folder / "README.md").write_text(card_markdown(card, regression), encoding="utf-8")
+
+    target = replace_directory(SHIPPED_DIR / args.name, build)
+    print(f"shipped {unit_dir.name} as {args.name}: {target}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
