@@ -225,7 +225,8 @@ def header(units: list[cmp.Unit], done: dict[str, dict], missing: list[cmp.Unit]
              "and LLM + LoRA one task stage",
              f"- evaluation: XNLI dev, {settings['limit']} rows per language, "
              f"{len(settings['langs'] or XNLI.languages)} languages, the same rows for every unit; choice scoring, "
-             "and greedy generation scored under both protocols (the same outputs judged twice)",
+             "and greedy generation scored under both protocols (the same outputs judged twice); frozen encoder and "
+             f"LLM in {settings.get('eval_dtype', 'float32')} for every system (the trained adapters in float32)",
              f"- training settings added to every stage: {' '.join(settings['train_settings']) or 'none'}",
              f"- machine(s): {'; '.join(machines) or 'none yet'}", ""]
     if any(r["settings"] != settings for r in done.values()):
