@@ -73,12 +73,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-prompt-length", type=int, default=None)
     parser.add_argument("--mgsm-max-new-tokens", type=int, default=None,
                         help="cap MGSM's generation (default the task's 512), the same on both sides")
+    parser.add_argument("--data", action="append", default=[], metavar="BENCHMARK=PATH",
+                        help="a benchmark's data for both sides (default: the registry's copy under ../shared/data)")
     parser.add_argument("--out", type=Path, default=Path("runs/lm-eval-parity"))
     parser.add_argument("--report", type=Path, default=PAGE, help="the markdown page to write")
     parser.add_argument("--report-only", action="store_true", help="rewrite the page from --out, run nothing")
     args = parser.parse_args(argv)
 
     comparisons = [COMPARISONS[k.strip()] for k in args.tasks.split(",") if k.strip()]
+    args.data = dict(item.split("=", 1) for item in args.data)
     args.out.mkdir(parents=True, exist_ok=True)
     settings = _settings(args)
     _check_settings(args.out, settings)
@@ -170,7 +173,8 @@ class _Runner:
             self._system = load_system(self.model, device=self.args.device, dtype=self.args.dtype,
                                        max_source_length=self.args.max_source_length,
                                        max_prompt_length=self.args.max_prompt_length)
-        examples = get_task(comparison.benchmark).read(None, langs=[lang], limit=self.args.limit)
+        examples = get_task(comparison.benchmark).read(self.args.data.get(comparison.benchmark), langs=[lang],
+                                                       limit=self.args.limit)
         start = time.perf_counter()
         # protocol lenient: `correct` in predictions.jsonl is the harness's `acc`; the paper reading is redone below
         evaluate(self._system, comparison.benchmark, examples, unit / "ours", batch_size=self.args.batch_size,
@@ -193,7 +197,9 @@ class _Runner:
                 ("batch_size", self.args.batch_size), ("max_source_length", self.args.max_source_length),
                 ("max_prompt_length", self.args.max_prompt_length)) if v is not None)
             self._lm = get_model("layalign").create_from_arg_string(model_args, {})
-            self._manager = TaskManager(include_path=str(tasks_dir()))
+            # our YAMLs read `{benchmark}_data` from the metadata, as `--data` gives it to our side
+            self._manager = TaskManager(include_path=str(tasks_dir()),
+                                        metadata={f"{b}_data": path for b, path in self.args.data.items()})
         name = f"{comparison.prefix}_{lang}"
         gen_kwargs = (f"max_gen_toks={self.new_tokens(comparison)}"
                       if comparison.scoring == "generate" else None)

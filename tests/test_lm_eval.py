@@ -195,6 +195,30 @@ def test_the_command_line_wrapper_registers_the_model_and_our_tasks(models, tmp_
 
 
 
+
+def test_the_parity_script_compares_both_sides_resumably(models, tmp_path):
+    """scripts/lm_eval_parity.py on a tiny model: its page shows full agreement, and a rerun skips finished units."""
+    import importlib.util
+
+    script = Path(__file__).parents[1] / "scripts" / "lm_eval_parity.py"
+    spec = importlib.util.spec_from_file_location("lm_eval_parity", script)
+    parity = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = parity  # its dataclasses look their module up there
+    spec.loader.exec_module(parity)
+    out, page = tmp_path / "parity", tmp_path / "page.md"
+    argv = ["--model", models["layalign"], "--limit", "2", "--langs", "sw", "--tasks", "xnli-choices,mgsm-generate",
+            "--mgsm-max-new-tokens", str(NEW_TOKENS), "--batch-size", "2", "--out", str(out), "--report", str(page),
+            "--data", f"xnli={METADATA['xnli_data']}", "--data", f"mgsm={METADATA['mgsm_data']}"]
+    assert parity.main(argv) == 0
+    text = page.read_text()
+    assert "2 / 2 (identical label)" in text and "2 / 2 (identical text)" in text
+    assert "Every comparison finished" in text
+    finished = {path: path.stat().st_mtime_ns for path in out.rglob("*.json")}
+    assert parity.main(argv) == 0  # nothing left to run
+    assert {path: path.stat().st_mtime_ns for path in out.rglob("*.json")} == finished
+    with pytest.raises(SystemExit, match="other settings"):
+        parity.main([*argv[:3], "3", *argv[4:]])
+
 @pytest.mark.slow  # two processes that each import torch, transformers and lm_eval: about a minute here
 def test_data_parallel_ranks_give_the_single_process_results(models, tmp_path):
     """Two processes (`accelerate launch`, gloo on the CPU): each rank evaluates its share of the documents and rank 0
