@@ -238,6 +238,7 @@ def compare_unit(comparison: Comparison, unit: Path) -> dict[str, Any] | None:
     choices = get_task(comparison.benchmark).choices
     same = same_prompt = 0
     max_diff = 0.0
+    differing: list[dict[str, str]] = []  # the rows whose predictions differ, for the page
     acc = {"ours": 0, "lm_eval": 0}
     paper = {"ours": 0, "lm_eval": 0}
     for sample in samples:
@@ -247,10 +248,14 @@ def compare_unit(comparison: Comparison, unit: Path) -> dict[str, Any] | None:
             lls = [resp[0][0] for resp in sample["resps"]]
             picked = choices[max(range(len(choices)), key=lls.__getitem__)]
             same += picked == row["output"]
+            if picked != row["output"]:
+                differing.append({"id": sample["id"], "lm_eval": picked, "ours": row["output"]})
             # predictions.jsonl keeps 4 decimals, so differences below 5e-5 are rounding
             max_diff = max(max_diff, *(abs(ll - row["choice_logprobs"][c]) for ll, c in zip(lls, choices)))
         else:
             same += sample["resps"][0][0] == row["output"]
+            if sample["resps"][0][0] != row["output"]:
+                differing.append({"id": sample["id"], "lm_eval": sample["resps"][0][0], "ours": row["output"]})
             paper["ours"] += is_correct(comparison.benchmark, extract_answer(comparison.benchmark, row["output"],
                                                                              "paper"), row["gold"], "paper")
             paper["lm_eval"] += sample["acc_paper"]
@@ -261,8 +266,7 @@ def compare_unit(comparison: Comparison, unit: Path) -> dict[str, Any] | None:
             "acc": {k: 100 * v / n for k, v in acc.items()},
             "acc_paper": {k: 100 * v / n for k, v in paper.items()} if comparison.scoring == "generate" else None,
             "max_ll_diff": max_diff if comparison.scoring == "choices" else None,
-            "harness_acc": 100 * harness["results"]["acc,none"],
-            "truncated": sum(1 for row in ours.values() if row.get("truncated")),
+            "truncated": sum(1 for row in ours.values() if row.get("truncated")), "differing": differing,
             "seconds": {"ours": json.loads((unit / "ours.json").read_text())["seconds"],
                         "lm_eval": harness["seconds"]}}
 
@@ -369,7 +373,16 @@ def _detail_table(comparison: Comparison, done: dict[str, dict]) -> str:
             cells.append(f"{u['max_ll_diff']:.1e}")
         cells += [str(u["truncated"]), f"{u['seconds']['lm_eval']:.0f} / {u['seconds']['ours']:.0f}"]
         lines.append("| " + " | ".join(cells) + " |")
+    differing = [d for u in done.values() for d in u["differing"]]
+    if differing:
+        lines += ["", f"Rows whose predictions differ ({len(differing)}; first 10):", "",
+                  "| row | lm_eval | ours |", "|---|---|---|"]
+        lines += [f"| {d['id']} | {_cell(d['lm_eval'])} | {_cell(d['ours'])} |" for d in differing[:10]]
     return "\n".join(lines) + "\n"
+
+
+def _cell(text: str) -> str:
+    return "`" + text.replace("\n", "\\n").replace("|", "\\|").replace("`", "'")[:120] + "`"
 
 
 def _settings_text(settings: dict[str, Any]) -> str:
