@@ -35,6 +35,14 @@ def test_export_writes_a_config_vllm_loads_and_links_the_llm(tmp_path):
     assert (out / "model.safetensors").is_symlink() and (out / "tokenizer.json").is_symlink()
 
 
+def test_export_in_place_keeps_the_trained_files(tmp_path):
+    model = _trained_dir(tmp_path)
+    before = (model / ADAPTER_NAME).read_bytes()
+    assert export(model, model) == model
+    assert (model / "config.json").is_file() and (model / ADAPTER_NAME).read_bytes() == before
+    assert LayAlignConfig.load(model).llm_layers == list(range(30))
+
+
 def test_export_refuses_a_fusion_dtype_vllm_cannot_keep(tmp_path):
     with pytest.raises(NotImplementedError, match="fusion_dtype"):
         export(_trained_dir(tmp_path, fusion_dtype="bfloat16"))

@@ -30,11 +30,13 @@ def _randomised(variant: str, directory, seed: int = 0) -> LayAlignModel:
     return model
 
 
-def _check(model: LayAlignModel, directory, cases, plain_cases=()) -> list:
+def _check(model: LayAlignModel, directory, cases, plain_cases=(), on_ready=None) -> list:
     """vLLM on `cases` (explicit source + prompt) and on `plain_cases` (the text alone, through the renderer, which
     LayAlignModel gets as source and prompt) against the reference, within float ties."""
     ref_tokens, ref_scores = reference_greedy(model, [*cases, *plain_cases])
     llm = make_llm(export(directory, directory / "vllm"))
+    if on_ready is not None:
+        on_ready()
     try:
         tokens, logprobs = vllm_greedy(llm, cases)
         if plain_cases:
@@ -48,11 +50,21 @@ def _check(model: LayAlignModel, directory, cases, plain_cases=()) -> list:
     return results[:len(cases)]
 
 
-def test_layalign_greedy_outputs_equal_generate_token_for_token(tmp_path):
+def test_layalign_greedy_outputs_equal_generate_token_for_token(tmp_path, monkeypatch):
+    from layalign.integrations.vllm.model import LayAlignForConditionalGeneration
+
+    # the encoder side (encoder, mapping, every layer's K/V) runs once per request, not per decoding step: count it
+    # (the engine runs in this process: VLLM_ENABLE_V1_MULTIPROCESSING=0)
+    encoded: list[int] = []
+    original = LayAlignForConditionalGeneration.encode_source
+    monkeypatch.setattr(LayAlignForConditionalGeneration, "encode_source",
+                        lambda self, ids: encoded.append(ids.numel()) or original(self, ids))
     model = _randomised("layalign", tmp_path)
     # and the OpenAI-API path: a bare text is the source and (template "{query}") the LLM prompt
     plain = [(lang, source, source) for lang, source, _ in CASES[::4]]
-    results = _check(model, tmp_path, CASES, plain)
+    results = _check(model, tmp_path, CASES, plain, on_ready=encoded.clear)  # (start-up profiling runs it too)
+    assert len(encoded) == len(CASES) + len(plain)
+    assert max(len(r.vllm) for r in results) > 1  # ... while requests decoded several steps
     assert len(results) >= 16 and len({r.lang for r in results}) >= 8
     # the fusion branch is exercised: without it the reference says something else for most requests
     with torch.no_grad():

@@ -29,7 +29,8 @@ _NOT_LINKED = {"config.json", "layalign_entry.json", CONFIG_NAME, ADAPTER_NAME}
 
 
 def export(model_dir: str | Path, out: str | Path | None = None, prompt_template: str | None = None) -> Path:
-    """Write the vLLM directory for `model_dir` (default: `model_dir`/vllm) and return its path. `prompt_template`
+    """Write the vLLM directory for `model_dir` (default: `model_dir`/vllm; `out=model_dir` writes it in place, so
+    that `vllm serve model_dir` works on the trained directory itself) and return its path. `prompt_template`
     ("{query}" by default) is what the OpenAI-API renderer puts around a request's text (serving.py)."""
     model_dir = Path(model_dir)
     config = LayAlignConfig.load(model_dir)
@@ -64,7 +65,8 @@ def export(model_dir: str | Path, out: str | Path | None = None, prompt_template
                      "prompt_template": prompt_template or "{query}", "trained_dir": str(model_dir.resolve())},
     }
     (out / "config.json").write_text(json.dumps(vllm_config, indent=2) + "\n", encoding="utf-8")
-    shutil.copyfile(model_dir / ADAPTER_NAME, out / ADAPTER_NAME)
+    if (out / ADAPTER_NAME).resolve() != (model_dir / ADAPTER_NAME).resolve():  # out = model_dir: in place
+        shutil.copyfile(model_dir / ADAPTER_NAME, out / ADAPTER_NAME)
     for source in sorted(llm_dir.iterdir()):
         if source.name in _NOT_LINKED or not source.is_file():
             continue
