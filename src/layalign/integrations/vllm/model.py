@@ -228,24 +228,37 @@ class LayAlignForConditionalGeneration(nn.Module, SupportsMultiModal):
         embeds = self.model.embed_tokens(input_ids)
         fusion_kv = None
         if encoder_outputs:
-            embeds, fusion_kv = self._splice(embeds, positions, encoder_outputs)
+            embeds, fusion_kv = self._splice(input_ids, embeds, positions, encoder_outputs)
         return self.model(embeds, positions, fusion_kv)
 
-    def _splice(self, embeds: torch.Tensor, positions: torch.Tensor, encoder_outputs: list[torch.Tensor]
+    def _splice(self, input_ids: torch.Tensor, embeds: torch.Tensor, positions: torch.Tensor,
+                encoder_outputs: list[torch.Tensor]
                 ) -> tuple[torch.Tensor, dict[int, tuple[torch.Tensor, torch.Tensor]] | None]:
         """At the prefill step of new requests: their soft tokens and the boundary after bos, and their fusion K/V.
 
         vLLM runs encoder-decoder models without chunked prefill and without prefix caching, so a new request's whole
         prompt is in this step, starting at position 0; `encoder_outputs` are in the batch order of those requests
-        (the order vLLM's cross-attention slot mapping assumes as well). Decoding rows never have position 0."""
-        starts = torch.nonzero(positions == 0).flatten().tolist()
-        if len(starts) < len(encoder_outputs):
-            raise RuntimeError(f"{len(encoder_outputs)} encoder outputs but {len(starts)} new requests in the batch")
+        (the order vLLM's cross-attention slot mapping assumes as well). Decoding rows never have position 0. A new
+        request is recognised by position 0 followed by the processor's placeholders: one that came without a source
+        (possible offline without the "layalign" renderer) has none and no encoder output, and must not take the
+        next request's soft tokens (checked: its neighbour's output stays equal to LayAlignModel.generate's)."""
+        starts = torch.nonzero(positions == 0).flatten()
+        placeholder = self.settings.placeholder_token_id
+        if self.mapping is not None:
+            after = (starts + 1).clamp(max=input_ids.shape[0] - 1)
+            starts = starts[input_ids[after] == placeholder]
+        starts = starts.tolist()
+        if len(starts) != len(encoder_outputs):
+            raise RuntimeError(f"{len(encoder_outputs)} encoder outputs for {len(starts)} new requests in the batch: "
+                               "every LayAlign request needs a source (multi_modal_data={'source': text})")
         width = embeds.shape[-1] if self.mapping is not None else 0
         embeds = embeds.clone()
         for start, output in zip(starts, encoder_outputs):
             if self.mapping is not None:
                 length = output.shape[0]
+                slots = input_ids[start + 1:start + 2 + length]
+                if slots.shape[0] != length + 1 or not bool((slots == placeholder).all()):
+                    raise RuntimeError("a new request's placeholders do not match its source's encoder tokens")
                 embeds[start + 1:start + 1 + length] = output[:, :width].to(embeds.dtype)
                 embeds[start + 1 + length] = self.boundary.reshape(-1).to(embeds.dtype)
         if self.aligner is None:
