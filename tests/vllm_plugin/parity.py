@@ -66,12 +66,14 @@ class CaseResult:
                                   and max(self.gap_vllm, self.gap_reference) <= TOLERANCE)
 
 
-def make_llm(vllm_dir: str | Path, dtype: str = "float32"):
+def make_llm(vllm_dir: str | Path, dtype: str = "float32", renderer: bool = True):
     """vllm.LLM on an exported directory, eager (no torch.compile: the CPU build compiles for minutes), with the
-    plugin's renderer (plain text prompts become source + templated prompt; explicit requests pass through)."""
+    plugin's renderer (plain text prompts become source + templated prompt; explicit requests pass through) or,
+    `renderer=False`, vLLM's default one."""
     from vllm import LLM
 
-    return LLM(str(vllm_dir), dtype=dtype, max_model_len=1024, enforce_eager=True, seed=0, tokenizer_mode="layalign")
+    return LLM(str(vllm_dir), dtype=dtype, max_model_len=1024, enforce_eager=True, seed=0,
+               tokenizer_mode="layalign" if renderer else "auto")
 
 
 def close_llm(llm) -> None:

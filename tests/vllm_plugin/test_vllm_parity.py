@@ -30,11 +30,12 @@ def _randomised(variant: str, directory, seed: int = 0) -> LayAlignModel:
     return model
 
 
-def _check(model: LayAlignModel, directory, cases, plain_cases=(), on_ready=None) -> list:
+def _check(model: LayAlignModel, directory, cases, plain_cases=(), on_ready=None, also=None, renderer=True
+           ) -> list:
     """vLLM on `cases` (explicit source + prompt) and on `plain_cases` (the text alone, through the renderer, which
     LayAlignModel gets as source and prompt) against the reference, within float ties."""
     ref_tokens, ref_scores = reference_greedy(model, [*cases, *plain_cases])
-    llm = make_llm(export(directory, directory / "vllm"))
+    llm = make_llm(export(directory, directory / "vllm"), renderer=renderer)
     if on_ready is not None:
         on_ready()
     try:
@@ -42,6 +43,8 @@ def _check(model: LayAlignModel, directory, cases, plain_cases=(), on_ready=None
         if plain_cases:
             more = vllm_greedy(llm, plain_cases, plain=True)
             tokens, logprobs = tokens + more[0], logprobs + more[1]
+        if also is not None:
+            also(llm, tokens)
     finally:
         close_llm(llm)
     results = compare([*cases, *plain_cases], tokens, logprobs, ref_tokens, ref_scores)
@@ -62,8 +65,10 @@ def test_layalign_greedy_outputs_equal_generate_token_for_token(tmp_path, monkey
     model = _randomised("layalign", tmp_path)
     # and the OpenAI-API path: a bare text is the source and (template "{query}") the LLM prompt
     plain = [(lang, source, source) for lang, source, _ in CASES[::4]]
-    results = _check(model, tmp_path, CASES, plain, on_ready=encoded.clear)  # (start-up profiling runs it too)
-    assert len(encoded) == len(CASES) + len(plain)
+    counted: list[int] = []
+    results = _check(model, tmp_path, CASES, plain, on_ready=encoded.clear,  # (start-up profiling runs it too)
+                     also=lambda llm, tokens: counted.append(len(encoded)))
+    assert counted == [len(CASES) + len(plain)]
     assert max(len(r.vllm) for r in results) > 1  # ... while requests decoded several steps
     assert len(results) >= 16 and len({r.lang for r in results}) >= 8
     # the fusion branch is exercised: without it the reference says something else for most requests
@@ -78,4 +83,15 @@ def test_soft_token_variants_equal_generate(tmp_path, variant):
     model = _randomised(variant, tmp_path, seed=1)
     # LangBridge's encoder reads the (templated) instruction and its LLM gets no prompt: the source is all there is
     cases = [(lang, source, "" if variant == "langbridge" else prompt) for lang, source, prompt in CASES[::3]]
-    _check(model, tmp_path, cases)
+
+    def beside_a_request_without_source(llm, tokens):
+        # vLLM's default renderer lets a prompt without a source through (it gets no encoder); the request next to
+        # it in the batch must keep its own soft tokens
+        from vllm import SamplingParams
+
+        _, source, prompt = cases[0]
+        outputs = llm.generate([{"prompt": "Hello there"}, {"prompt": prompt, "multi_modal_data": {"source": source}}],
+                               SamplingParams(temperature=0.0, max_tokens=len(tokens[0])), use_tqdm=False)
+        assert list(outputs[1].outputs[0].token_ids) == tokens[0]
+
+    _check(model, tmp_path, cases, also=beside_a_request_without_source, renderer=False)
