@@ -78,6 +78,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("runs/lm-eval-parity"))
     parser.add_argument("--report", type=Path, default=PAGE, help="the markdown page to write")
     parser.add_argument("--report-only", action="store_true", help="rewrite the page from --out, run nothing")
+    parser.add_argument("--also", type=Path, action="append", default=[], metavar="OUT",
+                        help="add the results of another run of this script (its --out) to the page")
     args = parser.parse_args(argv)
 
     comparisons = [COMPARISONS[k.strip()] for k in args.tasks.split(",") if k.strip()]
@@ -86,13 +88,14 @@ def main(argv: list[str] | None = None) -> int:
     settings = _settings(args)
     _check_settings(args.out, settings)
     if not args.report_only:
+        (args.out / "command.txt").write_text(_command(argv) + "\n")  # for a page that shows this run with --also
         model = _model_spec(args)
         runner = _Runner(model, args)
         for comparison in comparisons:
             for lang in _langs(comparison, args.langs):
                 runner.run(comparison, lang)
     args.report.parent.mkdir(parents=True, exist_ok=True)
-    args.report.write_text(report(args.out, comparisons, settings, _command(argv), args.langs))
+    args.report.write_text(report(args.out, comparisons, settings, _command(argv), args.langs, args.also))
     print(f"wrote {args.report}")
     return 0
 
@@ -267,13 +270,38 @@ def compare_unit(comparison: Comparison, unit: Path) -> dict[str, Any] | None:
             "acc_paper": {k: 100 * v / n for k, v in paper.items()} if comparison.scoring == "generate" else None,
             "max_ll_diff": max_diff if comparison.scoring == "choices" else None,
             "truncated": sum(1 for row in ours.values() if row.get("truncated")), "differing": differing,
+            "outputs": sorted({row["output"] for row in ours.values()}),
             "seconds": {"ours": json.loads((unit / "ours.json").read_text())["seconds"],
                         "lm_eval": harness["seconds"]}}
 
 
 def report(out: Path, comparisons: list[Comparison], settings: dict[str, Any], command: str,
-           langs: str | None) -> str:
-    """The whole results page: what was run, the summary table, per-language tables, what is missing."""
+           langs: str | None, also: list[Path] = ()) -> str:
+    """The whole results page: what was run, the summary table, per-language tables, what is missing; then a
+    section for each of `also` (other --out folders of this script, e.g. another model)."""
+    main_section, details = _section(out, comparisons, settings, command, langs)
+    lines = [_INTRO, main_section, _NOTES, *details]
+    for other in also:
+        if not (other / "settings.json").is_file():
+            lines += [f"## Also: {other}", "", f"(not run yet: {other} holds no results of this script)", ""]
+            continue
+        other_settings = json.loads((other / "settings.json").read_text())
+        recorded = other / "command.txt"
+        other_command = recorded.read_text().strip() if recorded.is_file() else f"(no command.txt in {other})"
+        other_comparisons = [c for c in COMPARISONS.values() if (other / c.key).is_dir()]
+        section, other_details = _section(other, other_comparisons, other_settings, other_command, None)
+        lines += [f"## Also: {describe_model(other_settings).removeprefix('Model: ').rstrip('.')}", "",
+                  "Another run of this script, added to this page with `--also` (a second model: where the first "
+                  "answers nearly everything alike, identical texts from one whose answers vary test more):", "",
+                  section,
+                  *(d.replace("### ", "#### ", 1) for d in other_details)]
+    lines.append(_TESTS)
+    return "\n".join(lines)
+
+
+def _section(out: Path, comparisons: list[Comparison], settings: dict[str, Any], command: str,
+             langs: str | None) -> tuple[str, list[str]]:
+    """One run's command, model, summary table and what is missing; and its per-language tables."""
     summary, details, missing = [], [], []
     for comparison in comparisons:
         units = {lang: compare_unit(comparison, out / comparison.key / lang) for lang in _langs(comparison, langs)}
@@ -285,7 +313,9 @@ def report(out: Path, comparisons: list[Comparison], settings: dict[str, Any], c
             continue
         summary.append(_summary_row(comparison, done))
         details.append(_detail_table(comparison, done))
-    lines = [_INTRO.format(settings=_settings_text(settings), command=command), describe_model(settings), ""]
+    lines = ["```bash", f"HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 OMP_NUM_THREADS=1 {command}", "```", "",
+             f"Settings: {_settings_text(settings)}. What counts here is that the two sides agree; the model's "
+             "accuracy itself is not the point.", "", describe_model(settings), ""]
     if settings.get("mgsm_max_new_tokens"):
         lines += [f"MGSM's generation is cut at {settings['mgsm_max_new_tokens']} new tokens on both sides (the task "
                   f"generates up to {get_task('mgsm').max_new_tokens}; the harness gets it as gen_kwargs "
@@ -299,8 +329,7 @@ def report(out: Path, comparisons: list[Comparison], settings: dict[str, Any], c
                   *(f"- {m}" for m in missing), ""]
     else:
         lines += ["Every comparison finished.", ""]
-    lines += [_NOTES, *details, _TESTS]
-    return "\n".join(lines)
+    return "\n".join(lines), details
 
 
 def describe_model(settings: dict[str, Any]) -> str:
@@ -345,7 +374,10 @@ def _summary_row(comparison: Comparison, done: dict[str, dict]) -> str:
     diff = (f"{max(u['max_ll_diff'] for u in done.values()):.1e}" if comparison.scoring == "choices"
             else "(generation)")
     seconds = {side: sum(u["seconds"][side] for u in done.values()) for side in ("lm_eval", "ours")}
-    what = "identical label" if comparison.scoring == "choices" else "identical text"
+    outputs = {text for u in done.values() for text in u["outputs"]}
+    # few distinct outputs (a model that says little) make identical texts a weaker check: say how many
+    what = (f"identical label; {len(outputs)} labels" if comparison.scoring == "choices"
+            else f"identical text; {len(outputs)} distinct texts")
     return (f"| {comparison.title()} | `{comparison.prefix}_*` | {shape} | {prompts} / {n} | {same} / {n} ({what}) | "
             f"{_pair(_pooled(done, 'acc', 'lm_eval', n), _pooled(done, 'acc', 'ours', n))} | {paper} | {diff} | "
             f"{seconds['lm_eval']:.0f} / {seconds['ours']:.0f} |")
@@ -405,21 +437,16 @@ What is compared: one model and the same rows through `layalign evaluate` (`laya
 through lm-evaluation-harness (`lm_eval.simple_evaluate` with the model `layalign`, built from its model_args as
 `simple_evaluate(model="layalign", model_args=...)` builds it, on our task YAMLs), with the same dtype, batch size
 and input lengths on both sides. Generated by `scripts/lm_eval_parity.py` (this page is its output; do not edit
-it by hand):
-
-```bash
-HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 OMP_NUM_THREADS=1 {command}
-```
-
-Settings: {settings}. What counts here is that the two sides agree; the model's accuracy itself is not the point.
+it by hand), with this command:
 """
 
 _NOTES = """Columns: *same prompts*: the harness's rendered context equals our prompt; *same predictions*: the same
-generated text, or the same most likely label; *acc*: the lenient reading of the answer (`acc` of our tasks,
-`correct` in predictions.jsonl), *acc_paper*: the authors' protocol (`acc_paper` of our tasks; for ours, the output
-read again with `layalign.evaluation.scoring` under "paper"); both pooled over all rows, which at a fixed number of
-rows per language is the unweighted average over languages (what an lm_eval group reports). *max abs loglik
-difference*: over every row and label, between the harness's log-likelihood and predictions.jsonl's
+generated text, or the same most likely label (with the number of distinct texts, or labels, the model produced: a
+model that answers nearly everything alike tests less); *acc*: the lenient reading of the answer (`acc` of our
+tasks, `correct` in predictions.jsonl), *acc_paper*: the authors' protocol (`acc_paper` of our tasks; for ours, the
+output read again with `layalign.evaluation.scoring` under "paper"); both pooled over all rows, which at a fixed
+number of rows per language is the unweighted average over languages (what an lm_eval group reports). *max abs
+loglik difference*: over every row and label, between the harness's log-likelihood and predictions.jsonl's
 `choice_logprobs`, which keeps 4 decimals (so up to 5e-05 is rounding). *inputs cut* (per language): rows whose
 source or prompt was longer than the model's input lengths and cut to them, as predictions.jsonl records it; both
 sides load the model with the same lengths, so the harness's rows are cut alike. *seconds*: wall time of each side,

@@ -211,7 +211,7 @@ def test_the_parity_script_compares_both_sides_resumably(models, tmp_path):
             "--data", f"xnli={METADATA['xnli_data']}", "--data", f"mgsm={METADATA['mgsm_data']}"]
     assert parity.main(argv) == 0
     text = page.read_text()
-    assert "2 / 2 (identical label)" in text and "2 / 2 (identical text)" in text
+    assert "2 / 2 (identical label;" in text and "2 / 2 (identical text;" in text
     assert "Every comparison finished" in text
     finished = {path: path.stat().st_mtime_ns for path in out.rglob("*.json")}
     assert parity.main(argv) == 0  # nothing left to run
