@@ -25,7 +25,7 @@ from torch import nn
 
 from layalign.backbones.loading import load_llm
 from layalign.model.config import CONFIG_NAME, DTYPES, LayAlignConfig, read_config_file, write_config_file
-from layalign.model.modeling import LayAlignModel, LayAlignOutput, llm_output
+from layalign.model.modeling import LayAlignModel, LayAlignOutput, check_adapter_tensors, llm_output
 
 LORA_VARIANT = "llm-lora"
 PEFT_CONFIG_NAME = "adapter_config.json"
@@ -235,15 +235,8 @@ class LLMLoRAModel(nn.Module):
         """Copy LoRA weights (peft's names) into this model's, in place (an optimiser keeps its parameters)."""
         from peft.utils import set_peft_model_state_dict
 
-        own = self.trainable_state_dict()
-        missing, unexpected = sorted(set(own) - set(tensors)), sorted(set(tensors) - set(own))
-        if missing or unexpected:
-            raise ValueError(f"{source} does not fit this model (LoRA rank {self.config.rank} on "
-                             f"{self.config.target_modules}): missing {missing}, unexpected {unexpected}")
-        for name, tensor in tensors.items():
-            if tuple(tensor.shape) != tuple(own[name].shape):
-                raise ValueError(f"{source}: {name} has shape {tuple(tensor.shape)}, the model expects "
-                                 f"{tuple(own[name].shape)} (another LLM or rank?)")
+        check_adapter_tensors(tensors, self.trainable_state_dict(), source,
+                              f"LoRA rank {self.config.rank} on {self.config.target_modules}", "another LLM or rank?")
         with torch.no_grad():
             set_peft_model_state_dict(self.llm, tensors)
 

@@ -60,6 +60,19 @@ class LLMInputs:
     labels: torch.Tensor | None  # (B, L), IGNORE_INDEX outside the targets
 
 
+def check_adapter_tensors(tensors: dict[str, torch.Tensor], expected: dict[str, torch.Tensor], source: str,
+                          model: str, shape_hint: str) -> None:
+    """Refuse adapter tensors that do not fit, before anything is copied: a name missing or unexpected, or a shape
+    that differs. `model` says which model it is (in the message), `shape_hint` what a wrong shape suggests."""
+    missing, unexpected = sorted(set(expected) - set(tensors)), sorted(set(tensors) - set(expected))
+    if missing or unexpected:
+        raise ValueError(f"{source} does not fit this model ({model}): missing {missing}, unexpected {unexpected}")
+    for name, tensor in tensors.items():
+        if tuple(tensor.shape) != tuple(expected[name].shape):
+            raise ValueError(f"{source}: {name} has shape {tuple(tensor.shape)}, the model expects "
+                             f"{tuple(expected[name].shape)} ({shape_hint})")
+
+
 class LayAlignModel(nn.Module):
     def __init__(self, config: LayAlignConfig, encoder: nn.Module | None = None, llm: nn.Module | None = None):
         super().__init__()
@@ -278,17 +291,10 @@ class LayAlignModel(nn.Module):
         return model
 
     def load_adapter_state_dict(self, tensors: dict[str, torch.Tensor], source: str = "state dict") -> None:
-        own = dict(self.named_parameters())
-        expected = {name for name, p in own.items() if p.requires_grad}
-        missing, unexpected = sorted(expected - set(tensors)), sorted(set(tensors) - expected)
-        if missing or unexpected:
-            raise ValueError(f"{source} does not fit this model (variant {self.config.variant!r}): "
-                             f"missing {missing}, unexpected {unexpected}")
+        own = {name: p for name, p in self.named_parameters() if p.requires_grad}
+        check_adapter_tensors(tensors, own, source, f"variant {self.config.variant!r}", "different encoder or LLM?")
         with torch.no_grad():
             for name, tensor in tensors.items():
-                if tuple(tensor.shape) != tuple(own[name].shape):
-                    raise ValueError(f"{source}: {name} has shape {tuple(tensor.shape)}, the model expects "
-                                     f"{tuple(own[name].shape)} (different encoder or LLM?)")
                 own[name].copy_(tensor)
 
     def _check_saved_shapes(self, enc, dec) -> None:
@@ -390,4 +396,4 @@ def _mask_or_ones(ids: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
     return torch.ones_like(ids, dtype=torch.long) if mask is None else mask.to(torch.long)
 
 
-__all__ = ["LayAlignModel", "LayAlignOutput", "DTYPES"]
+__all__ = ["LayAlignModel", "LayAlignOutput", "DTYPES", "check_adapter_tensors"]

@@ -46,6 +46,7 @@ from layalign.integrations.vllm.processing import (
 )
 from layalign.model.aligner import InputMapping, LayerwiseAligner
 from layalign.model.config import ADAPTER_NAME
+from layalign.model.modeling import check_adapter_tensors
 
 
 class FusedLlamaAttention(LlamaAttention):
@@ -293,14 +294,10 @@ class LayAlignForConditionalGeneration(nn.Module, SupportsMultiModal):
     def _load_adapter(self) -> set[str]:
         tensors = load_file(self.adapter_path)
         own = {name: p for name, p in self.named_parameters() if name.split(".")[0] in _ADAPTER_ROOTS}
-        missing, unexpected = sorted(set(own) - set(tensors)), sorted(set(tensors) - set(own))
-        if missing or unexpected:
-            raise ValueError(f"{self.adapter_path} does not fit this model: missing {missing}, "
-                             f"unexpected {unexpected}")
+        check_adapter_tensors(tensors, own, str(self.adapter_path), "the vLLM LayAlign model",
+                              "different encoder or LLM?")
         with torch.no_grad():
             for name, tensor in tensors.items():
-                if tuple(tensor.shape) != tuple(own[name].shape):
-                    raise ValueError(f"{name}: adapter shape {tuple(tensor.shape)}, model {tuple(own[name].shape)}")
                 own[name].copy_(tensor)
         return set(own)
 
