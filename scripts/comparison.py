@@ -5,7 +5,7 @@ LayAlign on the offline default pair, several seeds each, resumable unit by unit
     python scripts/comparison.py run --units layalign-s0 mindmerger-s0 --lanes 2
     python scripts/comparison.py run --dry-run --units layalign-s0 llm-prompted    # tiny sizes, a separate folder
     python scripts/comparison.py status                       # which units are done, and the command for the rest
-    python scripts/comparison.py report                       # docs/results/comparison.md from the finished units
+    python scripts/comparison.py report                       # docs/results/reproduction.md from the finished units
 
 A unit is one (system, seed); the prompted LLM is one unit without a seed. Its phases:
 
@@ -39,7 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 RECIPES = ROOT / "configs" / "reproduction"
 WORK = ROOT / "runs" / "comparison"
 RESULTS = ROOT / "docs" / "results" / "comparison" / "units"
-REPORT = ROOT / "docs" / "results" / "comparison.md"
+REPORT = ROOT / "docs" / "results" / "reproduction.md"
 DRY_WORK = ROOT / "runs" / "comparison-dry"
 MARKER = "unit.json"
 PHASES_FILE = "phases.json"
@@ -49,7 +49,7 @@ PROTOCOLS = ("lenient", "paper")
 # from the row id; everything scored stays
 BULKY_FIELDS = ("prompt", "source")
 
-# the defaults, chosen by the profiling in docs/results/comparison.md ("How a unit is run")
+# the defaults, chosen by the profiling in docs/results/comparison/how-a-unit-is-run.md and profile.md
 DEFAULTS = {
     "steps": 300,
     "seeds_fusion": 3,  # layalign, mindmerger
@@ -459,7 +459,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "report":
         import comparison_report  # beside this file: a script's own folder is on sys.path
 
-        out = args.out or (work / "comparison.md" if args.dry_run else REPORT)
+        out = args.out or (work / "reproduction.md" if args.dry_run else REPORT)
         comparison_report.write_report(units, results, out, resamples=args.resamples)
         print(f"wrote {out}")
         return 0

@@ -1,5 +1,10 @@
-"""The report of scripts/comparison.py: docs/results/comparison.md (+ PNGs in docs/results/comparison/), regenerated
-from whatever units are finished (their unit.json written). Run it through `python scripts/comparison.py report`.
+"""The report of scripts/comparison.py: docs/results/reproduction.md (+ PNGs in docs/results/comparison/, beside the
+units), regenerated from whatever units are finished (their unit.json written). Run it through
+`python scripts/comparison.py report`.
+
+First what the finished units show (generated: the averages and which paired differences exceed the noise), then the
+discussion written by hand (docs/results/comparison/discussion.md: what the numbers cannot say, never numbers that a
+new unit would change), then the details.
 
 Per measure (choice scoring; generation under the lenient and the paper protocol): accuracy per language and seed,
 the mean and spread over seeds, and for every pair of systems the paired difference on the same rows with a
@@ -13,6 +18,7 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import json
+import os
 import statistics as stats
 from pathlib import Path
 
@@ -20,7 +26,7 @@ import comparison as cmp  # scripts/comparison.py, beside this file
 
 from layalign.evaluation.report import AVG, markdown_table, table_rows, truncation_note
 from layalign.evaluation.scoring import extract_answer, is_correct
-from layalign.evaluation.statistics import aligned, correctness, describe, paired_bootstrap, seed_summary
+from layalign.evaluation.statistics import Interval, aligned, correctness, describe, paired_bootstrap, seed_summary
 from layalign.tasks import get_task
 
 XNLI = get_task("xnli")
@@ -29,6 +35,7 @@ MEASURES = (("choices", "lenient", "choice scoring (the most likely label word)"
             ("generate", "paper", "generation, paper protocol (the stripped output equals the label word)"))
 PROFILE = "profile.md"
 HOW = "how-a-unit-is-run.md"
+DISCUSSION = "discussion.md"
 
 
 def load_units(units: list[cmp.Unit], results: Path) -> dict[str, dict]:
@@ -65,7 +72,7 @@ def by_system(done: dict[str, dict]) -> dict[str, list[dict]]:
 
 
 def accuracy_section(done: dict[str, dict], measure: tuple[str, str, str], figures: Path, slug: str,
-                     resamples: int) -> list[str]:
+                     pairs: list[tuple[str, str, Interval]], resamples: int, out_dir: Path) -> list[str]:
     scoring, protocol, title = measure
     systems = by_system(done)
     langs = [lang for lang in XNLI.languages if any(lang in r["results"][scoring, protocol]["languages"]
@@ -101,33 +108,98 @@ def accuracy_section(done: dict[str, dict], measure: tuple[str, str, str], figur
     lines += [markdown_table(langs, mean_rows, low), "", *summary, ""]
     chart = figures / f"accuracy-{slug}.png"
     spread_chart(chart, langs, series, f"XNLI dev, {title}")
-    lines += [f"![XNLI accuracy, {title}]({figures.name}/{chart.name})", ""]
+    lines += [f"![XNLI accuracy, {title}]({_link(chart, out_dir)})", ""]
 
     # paired differences
-    lines += pairs_section(systems, scoring, protocol, resamples)
+    lines += pairs_section(systems, pairs, resamples)
     return lines
 
 
-def pairs_section(systems: dict[str, list[dict]], scoring: str, protocol: str, resamples: int) -> list[str]:
-    if len(systems) < 2:
-        return ["(Paired differences need two systems with finished units.)", ""]
+def paired_differences(systems: dict[str, list[dict]], scoring: str, protocol: str,
+                       resamples: int) -> list[tuple[str, str, Interval]]:
+    """(system A, system B, interval of A - B) for every pair of systems with finished units, the fusion systems
+    first ("LayAlign - X"), on the rows every unit of both answered."""
     cells = {name: [correctness(judged(r["rows"][scoring], protocol)) for r in records]
              for name, records in systems.items()}
+    pairs = []
+    for a, b in itertools.combinations(list(systems)[::-1], 2):
+        (ma, mb), _, _ = aligned([cells[a], cells[b]])
+        pairs.append((a, b, paired_bootstrap(ma, mb, resamples=resamples, seed=0)))
+    return pairs
+
+
+def pairs_section(systems: dict[str, list[dict]], pairs: list[tuple[str, str, Interval]],
+                  resamples: int) -> list[str]:
+    if not pairs:
+        return ["(Paired differences need two systems with finished units.)", ""]
     table = ["| A | B | A - B (points) | 95 % interval | items x languages | excludes 0 |",
              "|---|---|---:|---|---|---|"]
     sentences = []
-    for a, b in itertools.combinations(list(systems)[::-1], 2):  # the fusion systems first: "LayAlign - X"
-        (ma, mb), items, langs = aligned([cells[a], cells[b]])
-        result = paired_bootstrap(ma, mb, resamples=resamples, seed=0)
+    for a, b, result in pairs:
         la, lb = cmp.SYSTEMS[a].label, cmp.SYSTEMS[b].label
         table.append(f"| {la} | {lb} | {100 * result.difference:+.1f} | [{100 * result.low:+.1f}, "
-                     f"{100 * result.high:+.1f}] | {len(items)} x {len(langs)} | "
+                     f"{100 * result.high:+.1f}] | {result.items} x {result.languages} | "
                      f"{'yes' if result.excludes_zero else 'no'} |")
-        seeds = f" ({len(cells[a])} vs {len(cells[b])} seeds, averaged per row first)"
+        seeds = f" ({len(systems[a])} vs {len(systems[b])} seeds, averaged per row first)"
         sentences.append(f"- {describe(result, la, lb)[:-1]}{seeds}.")
     return ["Paired differences on the same rows: the bootstrap resamples items (a dev row with all its "
             f"translations) {resamples:,} times, each system's seeds averaged per row first:", "", *table, "",
             *sentences, ""]
+
+
+def findings_section(done: dict[str, dict], pairs: dict[tuple[str, str], list[tuple[str, str, Interval]]],
+                     units: list[cmp.Unit], missing: list[cmp.Unit]) -> list[str]:
+    """What the finished units show, in sentences computed from them: each system's average per measure (mean over
+    its seeds, with their range), then per measure which paired differences exceed the noise and which do not."""
+    systems = by_system(done)
+    lines = ["## What the finished units show", "",
+             "Generated from the units below, so it changes as units finish. Average accuracy over the "
+             f"{len(next(iter(done.values()))['results']['choices', 'lenient']['languages'])} languages, mean over "
+             "seeds (min-max over seeds where there are several):", "",
+             "| system | seeds | " + " | ".join(_measure_name(m) for m in MEASURES) + " |",
+             "|---|---:|" + "---:|" * len(MEASURES)]
+    for name, records in systems.items():
+        cells = []
+        for scoring, protocol, _ in MEASURES:
+            s = seed_summary([r["results"][scoring, protocol]["average"]["accuracy"] for r in records])
+            cells.append(f"{s['mean']:.1f}" + (f" ({s['min']:.1f}-{s['max']:.1f})" if s["n"] > 1 else ""))
+        lines.append(f"| {cmp.SYSTEMS[name].label} | {len(records)} | " + " | ".join(cells) + " |")
+    lines.append("")
+    for measure in MEASURES:
+        found = pairs[measure[:2]]
+        if not found:
+            continue
+        clear = [describe(r, cmp.SYSTEMS[a].label, cmp.SYSTEMS[b].label) for a, b, r in found if r.excludes_zero]
+        noise = [f"{cmp.SYSTEMS[a].label} vs {cmp.SYSTEMS[b].label} ({100 * r.difference:+.1f}, "
+                 f"[{100 * r.low:+.1f}, {100 * r.high:+.1f}])" for a, b, r in found if not r.excludes_zero]
+        lines.append(f"**{_measure_name(measure).capitalize()}.** Differences beyond the noise (the 95 % interval "
+                     f"excludes 0): {len(clear) or 'none'}{':' if clear else '.'}")
+        lines += [f"- {sentence}" for sentence in clear]
+        lines += ([f"Within the noise (the interval contains 0): {'; '.join(noise)}."] if noise else []) + [""]
+    planned = {name: sum(u.system.name == name for u in units) for name in systems}
+    fewer = [cmp.SYSTEMS[name].label for name, records in systems.items() if len(records) < planned[name]]
+    if missing:
+        lines += [f"{len(missing)} of {len(units)} units are missing (listed under Units): "
+                  + (f"{', '.join(fewer)} rest{'s' if len(fewer) == 1 else ''} on fewer seeds than planned, and "
+                     if fewer else "")
+                  + "systems without a finished unit are absent from these sentences.", ""]
+    return lines
+
+
+def _measure_name(measure: tuple[str, str, str]) -> str:
+    scoring, protocol, _ = measure
+    return "choice scoring" if scoring == "choices" else f"generation ({protocol})"
+
+
+def commands_section(done: dict[str, dict]) -> list[str]:
+    """The exact commands of the first finished unit of each system, as unit.json recorded them."""
+    lines = ["## Exact commands", "", "Each unit records the commands it ran in its unit.json; the first finished unit "
+             "of each system (the others differ only in `seed=` and their folders):", ""]
+    for name, records in by_system(done).items():
+        record = records[0]
+        lines += [f"{cmp.SYSTEMS[name].label} ({record['unit']}):", "", "```bash",
+                  *[c["command"] for c in record["commands"]], "```", ""]
+    return lines
 
 
 def spread_chart(path: Path, langs: list[str], series: dict[str, list[tuple[float, float, float] | None]],
@@ -187,7 +259,7 @@ def wall_time_section(done: dict[str, dict]) -> list[str]:
     return lines + ["", "A phase found finished by a resumed run shows its first run's time; '–' where unknown.", ""]
 
 
-def fusion_section(done: dict[str, dict], figures: Path) -> list[str]:
+def fusion_section(done: dict[str, dict], figures: Path, out_dir: Path) -> list[str]:
     from layalign.inspection import InspectError, load_fusion_weights, plot
     from layalign.inspection import describe as describe_fusion
 
@@ -207,7 +279,7 @@ def fusion_section(done: dict[str, dict], figures: Path) -> list[str]:
                         f"`python scripts/comparison.py run --units {best['unit']}` on a machine that keeps runs/ "
                         "to draw them.", ""]
     png = plot(weights, figures / f"fusion-{best['unit']}.png")
-    return lines + ["", f"![gates and layer mix of {best['unit']}]({figures.name}/{png.name})", "", "```",
+    return lines + ["", f"![gates and layer mix of {best['unit']}]({_link(png, out_dir)})", "", "```",
                     describe_fusion(weights), "```", ""]
 
 
@@ -215,7 +287,7 @@ def header(units: list[cmp.Unit], done: dict[str, dict], missing: list[cmp.Unit]
     settings = next(iter(done.values()))["settings"] if done else vars(cmp.Settings())
     machines = sorted({f"{r['machine']['platform']}, {r['machine']['cpus']} CPUs, torch {r['machine']['torch']}, "
                        f"transformers {r['machine']['transformers']}" for r in done.values()})
-    lines = ["# A decisive small-scale comparison on XNLI", "",
+    lines = ["# Reproduction on XNLI: the bare LLM, LLM + LoRA, LangBridge, MindMerger and LayAlign, with seeds", "",
              f"Generated by `python scripts/comparison.py report` on {dt.date.today().isoformat()} from "
              f"{len(done)} of {len(units)} units; run with `python scripts/comparison.py run` (resumable).", "",
              f"- models: multilingual-e5-small (encoder, frozen) + {settings['llm']} (LLM, frozen), offline catalogue",
@@ -252,13 +324,20 @@ def choices_paper_note(done: dict[str, dict]) -> list[str]:
 def write_report(units: list[cmp.Unit], results: Path, out: Path, resamples: int = 10_000) -> str:
     done = load_units(units, results)
     missing = [u for u in units if u.name not in done]
-    figures = out.parent / out.stem  # docs/results/comparison/ beside docs/results/comparison.md
+    figures = results.parent  # docs/results/comparison/: the charts beside the units and the hand-written parts
     lines = header(units, done, missing)
     if done:
+        systems = by_system(done)
+        pairs = {m[:2]: paired_differences(systems, m[0], m[1], resamples) for m in MEASURES}
+        lines += findings_section(done, pairs, units, missing)
+        if (figures / DISCUSSION).is_file():
+            lines += [(figures / DISCUSSION).read_text(encoding="utf-8").strip(), ""]
         lines += choices_paper_note(done)
         for measure in MEASURES:
-            lines += accuracy_section(done, measure, figures, f"{measure[0]}-{measure[1]}", resamples)
-        lines += training_section(done) + wall_time_section(done) + fusion_section(done, figures)
+            lines += accuracy_section(done, measure, figures, f"{measure[0]}-{measure[1]}", pairs[measure[:2]],
+                                      resamples, out.parent)
+        lines += (training_section(done) + wall_time_section(done) + fusion_section(done, figures, out.parent)
+                  + commands_section(done))
     lines += ["## How a unit is run", ""]
     for name, missing_note in ((HOW, ""), (PROFILE, "(No profile yet: `python scripts/comparison_profile.py`.)")):
         part = figures / name  # HOW is written by hand, PROFILE by scripts/comparison_profile.py
@@ -267,6 +346,10 @@ def write_report(units: list[cmp.Unit], results: Path, out: Path, resamples: int
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text, encoding="utf-8")
     return text
+
+
+def _link(path: Path, out_dir: Path) -> str:
+    return Path(os.path.relpath(path, out_dir)).as_posix()
 
 
 def _mean(values: list[float]) -> str:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -133,7 +134,7 @@ def test_dry_run_of_two_units_then_resume_then_report(tiny_setup, monkeypatch):
     assert json.loads((unit / "unit.json").read_text())["phases"]["train-task"]["seconds"] is not None
 
     # the report: tables, intervals, charts, and the missing units with the command that finishes them
-    out = root / "report" / "comparison.md"
+    out = root / "report" / "reproduction.md"
     assert cmp.main(["report", "--dry-run", "--work", str(work), "--results", str(results), "--out", str(out),
                      "--resamples", "200"]) == 0
     text = out.read_text()
@@ -141,8 +142,14 @@ def test_dry_run_of_two_units_then_resume_then_report(tiny_setup, monkeypatch):
     assert "python scripts/comparison.py run --lanes 2 --units mindmerger-s0 llm-lora-s0" in text
     assert "- LayAlign and LLM only (prompted) are not distinguishable" in text or "- LayAlign is" in text
     assert "| LayAlign | LLM only (prompted) |" in text and "interval contains 0" in text
-    assert (root / "report" / "comparison" / "accuracy-choices-lenient.png").is_file()
-    assert (root / "report" / "comparison" / "fusion-layalign-s0.png").is_file()  # adapters still in the work dir
+    assert "## What the finished units show" in text and "| LayAlign | 1 |" in text
+    assert "input limits (tokens): source 160, prompt 160" in text  # the limits under each table
+    assert "## Exact commands" in text and "max_steps=2" in text
+    # the charts go beside the units, linked relative to the report
+    assert (results.parent / "accuracy-choices-lenient.png").is_file()
+    assert (results.parent / "fusion-layalign-s0.png").is_file()  # adapters still in the work dir
+    link = os.path.relpath(results.parent / "accuracy-choices-lenient.png", out.parent)
+    assert f"]({Path(link).as_posix()})" in text
 
 
 def test_status_lists_missing_units_with_the_command(tmp_path, capsys):

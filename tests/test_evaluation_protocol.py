@@ -114,19 +114,3 @@ def test_the_cli_offers_the_protocol():
     assert args.protocol == "paper"
     assert build_parser().parse_args(["evaluate", "--model", "m", "--benchmark", "mgsm"]).protocol == "lenient"
     assert build_parser().parse_args(["compare", "a", "--allow-mixed-protocols"]).allow_mixed_protocols
-
-
-def test_the_reproduction_report_shows_each_runs_protocol_and_truncation(tmp_path):
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).parents[1] / "scripts" / "reproduction_report.py"
-    spec = importlib.util.spec_from_file_location("reproduction_report", path)
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
-    xnli = {lang: [EvalExample(id=f"{lang}0", lang=lang, source="s", gold="neutral")] for lang in ("en", "sw", "ur")}
-    evaluate(FakeSystem("bare", lambda s: "neutral"), "xnli", xnli, tmp_path / "eval" / "llm-only", progress=False,
-             protocol="paper")
-    rows = script.accuracy_summary(tmp_path)
-    assert rows[0].endswith("| protocol | truncated inputs |")
-    assert rows[2].endswith("| paper | – |")
