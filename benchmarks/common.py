@@ -100,12 +100,6 @@ def build_llm(pair: str, dtype: str, device: str):
     return LLMOnlySystem(llm.to(device), tokenizer, name="bare LLM")
 
 
-def llm_inputs(system, sources: list[str], prompts: list[str]) -> dict[str, torch.Tensor]:
-    """The bare LLM's generate inputs: [bos] + the prompt, left-padded, as LLMOnlySystem.generate builds them."""
-    input_ids, mask = system._left_padded(system._prompt_ids(sources, prompts))
-    return {"input_ids": input_ids, "attention_mask": mask}
-
-
 class StepClock:
     """A logits processor that only notes the time: generate calls it once per new token, right after that token's
     forward pass, so the gaps between its calls are the decoding steps (the prefill comes before the first call)."""
@@ -128,7 +122,7 @@ def decode_run(system: str, pair: str, batch: int, new_tokens: int, dtype: str, 
     sources, prompts = questions(batch)
     if system == "llm":
         bare = build_llm(pair, dtype, device)
-        inputs, generate = llm_inputs(bare, sources, prompts), bare.llm.generate
+        inputs, generate = bare.inputs(sources, prompts), bare.llm.generate
         options = {"pad_token_id": bare.tokenizer.pad_token_id}
     else:  # LayAlignModel.generate picks the LLM's pad id itself
         model, _, processor = build_model(system, pair, dtype, device)

@@ -154,8 +154,7 @@ def test_loglikelihood_reports_greediness_and_rolling_is_refused(models):
     assert [s for s, _ in scored] == pytest.approx(expected)
     # greediness: the bare LLM's most likely next token is greedy, another one is not
     bare = LayAlignLM(pretrained=models["llm"], device="cpu")
-    ids, mask = bare.system._left_padded(bare.system._prompt_ids(["Swali"], [doc["prompt"]]))
-    logits = bare.system.llm(input_ids=ids, attention_mask=mask).logits[0, -1]
+    logits = bare.system.llm(**bare.system.inputs(["Swali"], [doc["prompt"]])).logits[0, -1]
     best, other = logits.argsort(descending=True)[:2].tolist()
     texts = [bare.system.tokenizer.decode([t]) for t in (best, other)]
     tokenize = bare.system.tokenizer

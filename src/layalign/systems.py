@@ -94,16 +94,20 @@ class LLMOnlySystem:
         self.last_truncated = [["prompt"] if len(x) > self.max_prompt_length else [] for x in ids]
         return [([bos] if bos is not None else []) + x[-self.max_prompt_length:] for x in ids]
 
-    def _left_padded(self, ids: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+    def inputs(self, sources: list[str], prompts: list[str | None]) -> dict[str, torch.Tensor]:
+        """The LLM's input for a batch: [bos] + each prompt (or source), cut to `max_prompt_length`, left-padded;
+        `input_ids` and `attention_mask` on the LLM's device (what `generate` and `score_choices` feed it)."""
+        ids = self._prompt_ids(sources, prompts)
         width = max(len(x) for x in ids)
         pad = pad_token_id(self.llm, self.tokenizer)
         input_ids = torch.tensor([[pad] * (width - len(x)) + x for x in ids], device=self.llm.device)
         mask = torch.tensor([[0] * (width - len(x)) + [1] * len(x) for x in ids], device=self.llm.device)
-        return input_ids, mask
+        return {"input_ids": input_ids, "attention_mask": mask}
 
     def generate(self, sources: list[str], prompts: list[str | None], max_new_tokens: int,
                  langs: list[str] | None = None, **generation_kwargs) -> list[str]:
-        input_ids, mask = self._left_padded(self._prompt_ids(sources, prompts))
+        inputs = self.inputs(sources, prompts)
+        input_ids, mask = inputs["input_ids"], inputs["attention_mask"]
         width, pad = input_ids.shape[1], pad_token_id(self.llm, self.tokenizer)
         generation_kwargs.setdefault("do_sample", False)
         with torch.no_grad():
@@ -116,9 +120,8 @@ class LLMOnlySystem:
                       langs: list[str] | None = None, greedy: bool = False) -> list[list[float]]:
         """log P(choice | prompt) for every example and choice, summed over the choice's tokens (with `greedy=True`:
         (log P, is greedy) pairs, see `choice_logprobs`)."""
-        input_ids, mask = self._left_padded(self._prompt_ids(sources, prompts))
-        prefix = {"input_ids": input_ids, "attention_mask": mask,
-                  "position_ids": (mask.cumsum(dim=1) - 1).clamp(min=0)}  # positions start at each row's bos
+        prefix = self.inputs(sources, prompts)
+        prefix["position_ids"] = (prefix["attention_mask"].cumsum(dim=1) - 1).clamp(min=0)  # from each row's bos
         return choice_logprobs(self.llm, prefix, [self.tokenizer(c, add_special_tokens=False)["input_ids"]
                                                   for c in choices], greedy)
 
