@@ -7,6 +7,16 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+
+def known_keys(cls: type, data: dict[str, Any], what: str, ignored: set[str] = frozenset()) -> dict[str, Any]:
+    """`data` without the `ignored` keys, after checking that every other key is a field of the dataclass `cls`:
+    a typo in a recipe or a config file is an error naming the known keys, never a silently unused setting."""
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(data) - known - set(ignored))
+    if unknown:
+        raise ValueError(f"unknown {what} {unknown}; known: {sorted(known)}")
+    return {k: v for k, v in data.items() if k in known}
+
 # the two files of a trained model directory
 CONFIG_NAME = "layalign_config.json"
 ADAPTER_NAME = "adapter.safetensors"
@@ -106,11 +116,7 @@ class LayAlignConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> LayAlignConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown LayAlignConfig keys {unknown}; known keys: {sorted(known)}")
-        return cls(**data)
+        return cls(**known_keys(cls, data, "LayAlignConfig keys"))
 
     def save(self, directory: str | Path) -> Path:
         return write_config_file(directory, self.to_dict())

@@ -24,7 +24,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from layalign.backbones.loading import load_llm
-from layalign.model.config import CONFIG_NAME, DTYPES, LayAlignConfig, read_config_file, write_config_file
+from layalign.model.config import CONFIG_NAME, DTYPES, LayAlignConfig, known_keys, read_config_file, write_config_file
 from layalign.model.modeling import LayAlignModel, LayAlignOutput, check_adapter_tensors, llm_output
 
 LORA_VARIANT = "llm-lora"
@@ -90,12 +90,8 @@ class LoRAConfig:
     def from_dict(cls, data: dict[str, Any]) -> LoRAConfig:
         """Keys of LayAlignConfig that mean nothing without an encoder (encoder, mapping, fusion...) are dropped, so
         that a fused system's recipe runs with `model.variant=llm-lora`; other unknown keys are errors."""
-        known = {f.name for f in fields(cls)}
-        encoder_side = {f.name for f in fields(LayAlignConfig)} - known
-        unknown = sorted(set(data) - known - encoder_side)
-        if unknown:
-            raise ValueError(f"unknown {LORA_VARIANT} keys {unknown}; known keys: {sorted(known)}")
-        return cls(**{k: v for k, v in data.items() if k in known})
+        encoder_side = {f.name for f in fields(LayAlignConfig)} - {f.name for f in fields(cls)}
+        return cls(**known_keys(cls, data, f"{LORA_VARIANT} keys", ignored=encoder_side))
 
     def save(self, directory: str | Path) -> Path:
         return write_config_file(directory, self.to_dict())

@@ -11,6 +11,8 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from layalign.model.config import known_keys
+
 STAGES = ("translation", "task")
 SELECTIONS = ("best", "final")  # which adapters are a stage's result (TrainConfig.select)
 LR_SCHEDULERS = ("cosine", "constant", "linear")
@@ -87,11 +89,7 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown training settings {unknown}; known: {sorted(known)}")
-        return cls(**data)
+        return cls(**known_keys(cls, data, "training settings"))
 
     @classmethod
     def from_yaml(cls, path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> TrainConfig:
