@@ -1,23 +1,33 @@
 """A decisive small-scale comparison on XNLI: the bare LLM prompted, a LoRA-tuned LLM, LangBridge, MindMerger and
-LayAlign on the offline default pair, several seeds each, resumable unit by unit, and its report.
+LayAlign on the offline default pair, several seeds each, resumable unit by unit, and its report. A second study,
+maths (`--study math`), runs the same code with other settings: the bare LLM, MindMerger and LayAlign with
+qwen2.5-coder-0.5b-instruct on the translated GSM8K questions, judged on MGSM in 11 languages by generation.
 
     python scripts/comparison.py run                          # every unit not yet finished (hours on 2 CPU cores)
     python scripts/comparison.py run --units layalign-s0 mindmerger-s0 --lanes 2
     python scripts/comparison.py run --dry-run --units layalign-s0 llm-prompted    # tiny sizes, a separate folder
     python scripts/comparison.py status                       # which units are done, and the command for the rest
     python scripts/comparison.py report                       # docs/results/reproduction.md from the finished units
+    python scripts/comparison.py run --study math             # the maths study (runs/comparison-math, ...)
+    python scripts/comparison.py report --study math          # docs/results/reproduction-math.md
+    python scripts/comparison.py run --device cuda            # every train and evaluate command on that device
 
 A unit is one (system, seed); the prompted LLM is one unit without a seed. Its phases:
 
     train-translation, train-task   `layalign train ... --resume` (MindMerger and LayAlign: both stages; LangBridge
                                     and llm-lora: one task stage); checkpoints in the work folder (runs/, ignored)
     eval-choices, eval-generate     `layalign evaluate` on XNLI dev (resumes a killed run), lenient protocol
+                                    (maths: eval-generate only, on MGSM)
     rescore                         the same outputs judged under the paper protocol (evaluation.rescore)
     collect                         the small results into the committed folder, then unit.json, written last
 
 Stage 1 is not shared between MindMerger and LayAlign: the translation stage trains each architecture's own
 adapters (LayAlign's layer-wise aligner and gates do not exist in MindMerger), so each trains its own, with the
 same recipe, data and steps. Every trained system gets the same number of task-stage optimiser steps (--steps).
+
+A study (`Study`, `STUDIES`) is what differs between the XNLI and the maths comparison: its systems and their recipes,
+benchmark, languages, scorings, defaults and folders; the code that runs, resumes, collects and reports units is one.
+XNLI is the default study; its names, folders and commands are those it always had.
 """
 
 from __future__ import annotations
@@ -69,6 +79,24 @@ DEFAULTS = {
 }
 DRY = {"steps": 2, "stage1_steps": 2, "dev_size": 8, "limit": 2, "langs": ["en", "sw"]}
 
+# the maths study (issue 18): where it differs from XNLI; its cost is measured in docs/results/comparison-math/cost.md
+MATH_DEFAULTS = DEFAULTS | {
+    "steps": 300,  # task-stage steps of MindMerger and LayAlign, as on XNLI
+    "seeds_fusion": 1,
+    "seeds_other": 1,  # no such system in this study
+    "limit": 25,  # MGSM questions per language, the first 25 of each (the same questions in every language)
+    "generate_batch": 8,
+    # room for a chain of thought: the GSM8K answers the task stage trains on are 84 Qwen2.5 tokens at the median,
+    # 228 at the 99th percentile, 344 at most (2,000 answers); the paper allows 512
+    "max_new_tokens": 320,
+    # the first 25 MGSM questions: at most 156 encoder tokens (te); the MetaMath prompt around them at most 191 LLM
+    # tokens except in bn (480) and te (668; median 392), so 512 as the paper's evaluation, keeping the end
+    "max_source_length": 160,
+    "max_prompt_length": 512,
+    "llm": "qwen2.5-coder-0.5b-instruct",
+}
+MATH_DRY = DRY | {"max_new_tokens": 8}
+
 
 @dataclass(frozen=True)
 class Stage:
@@ -99,6 +127,47 @@ SYSTEMS = {s.name: s for s in (
     System("layalign", "LayAlign", (Stage("translation", "translation.yaml", ("model.variant=layalign",)),
                                     Stage("task", "layalign.yaml")), fusion=True),
 )}
+
+MATH_SYSTEMS = {s.name: s for s in (
+    System("llm-prompted", "LLM only (prompted)", ()),
+    System("mindmerger", "MindMerger", (Stage("translation", "math-translation.yaml", ("model.variant=mindmerger",)),
+                                        Stage("task", "math-mindmerger.yaml")), fusion=True),
+    System("layalign", "LayAlign", (Stage("translation", "math-translation.yaml", ("model.variant=layalign",)),
+                                    Stage("task", "math-layalign.yaml")), fusion=True),
+)}
+
+
+@dataclass(frozen=True)
+class Study:
+    """What one comparison compares and where it keeps it; everything else is the same code."""
+
+    name: str  # the --study value
+    benchmark: str  # a layalign.tasks name
+    eval_data: str  # the benchmark's data, relative to --data
+    systems: dict[str, System]  # the report's order (the prompted LLM first)
+    order: tuple[str, ...]  # the seeded systems in the order a seed runs them
+    scorings: tuple[str, ...]
+    defaults: dict
+    dry: dict
+    work: Path
+    results: Path
+    report: Path
+    dry_work: Path
+
+    @property
+    def option(self) -> str:
+        """What a command line adds to select this study ("" for the default one)."""
+        return "" if self.name == "xnli" else f" --study {self.name}"
+
+
+STUDIES = {s.name: s for s in (
+    Study("xnli", "xnli", "xnli/dev", SYSTEMS, ("layalign", "mindmerger", "llm-lora", "langbridge"), SCORINGS,
+          DEFAULTS, DRY, WORK, RESULTS, REPORT, DRY_WORK),
+    Study("math", "mgsm", "mgsm", MATH_SYSTEMS, ("layalign", "mindmerger"), ("generate",), MATH_DEFAULTS, MATH_DRY,
+          ROOT / "runs" / "comparison-math", ROOT / "docs" / "results" / "comparison-math" / "units",
+          ROOT / "docs" / "results" / "reproduction-math.md", ROOT / "runs" / "comparison-math-dry"),
+)}
+XNLI_STUDY = STUDIES["xnli"]
 
 
 @dataclass(frozen=True)
@@ -135,33 +204,54 @@ class Settings:
     train_settings: list[str] = field(default_factory=lambda: list(DEFAULTS["train_settings"]))
     eval_dtype: str = DEFAULTS["eval_dtype"]
     dry_run: bool = False
+    study: str = "xnli"
+    device: str | None = None  # None: the recipes' own (train) and the CLI's default (evaluate)
+
+    @property
+    def the_study(self) -> Study:
+        return STUDIES[self.study]
 
     def languages(self) -> list[str]:
         from layalign.tasks import get_task
 
-        return list(self.langs or get_task("xnli").languages)
+        return list(self.langs or get_task(self.the_study.benchmark).languages)
+
+    def record(self) -> dict:
+        """What unit.json records: every field, less the study and device where they are the defaults (so that an
+        XNLI unit's record reads as it did before studies existed)."""
+        out = vars(self).copy()
+        if out["study"] == "xnli":
+            del out["study"]
+        if out["device"] is None:
+            del out["device"]
+        return out
 
 
-def plan(seeds_fusion: int = DEFAULTS["seeds_fusion"], seeds_other: int = DEFAULTS["seeds_other"]) -> list[Unit]:
-    """Every unit, seed-major (one seed of every system before the next seed), so that a partial run already
-    compares every system; the prompted LLM last (it trains nothing)."""
+def plan(seeds_fusion: int | None = None, seeds_other: int | None = None, study: Study = XNLI_STUDY) -> list[Unit]:
+    """Every unit of `study`, seed-major (one seed of every system before the next seed), so that a partial run
+    already compares every system; the prompted LLM last (it trains nothing). Seeds: the study's defaults."""
+    systems = study.systems
+    seeds_fusion = study.defaults["seeds_fusion"] if seeds_fusion is None else seeds_fusion
+    seeds_other = study.defaults["seeds_other"] if seeds_other is None else seeds_other
     units = []
     for seed in range(max(seeds_fusion, seeds_other)):
-        for name in ("layalign", "mindmerger", "llm-lora", "langbridge"):
-            system = SYSTEMS[name]
+        for name in study.order:
+            system = systems[name]
             if seed < (seeds_fusion if system.fusion else seeds_other):
                 units.append(Unit(system, seed))
-    return units + [Unit(SYSTEMS["llm-prompted"], None)]
+    return units + [Unit(systems["llm-prompted"], None)]
 
 
-def parse_unit(name: str) -> Unit:
+def parse_unit(name: str, study: Study = XNLI_STUDY) -> Unit:
+    systems = study.systems
     system, sep, seed = name.rpartition("-s")
-    if sep and seed.isdigit() and system in SYSTEMS and SYSTEMS[system].seeded:
-        return Unit(SYSTEMS[system], int(seed))
-    if name in SYSTEMS and not SYSTEMS[name].seeded:
-        return Unit(SYSTEMS[name], None)
-    known = ", ".join(f"{s}-sN" if SYSTEMS[s].seeded else s for s in SYSTEMS)
-    raise ValueError(f"unknown unit {name!r}; units are {known}")
+    if sep and seed.isdigit() and system in systems and systems[system].seeded:
+        return Unit(systems[system], int(seed))
+    if name in systems and not systems[name].seeded:
+        return Unit(systems[name], None)
+    known = ", ".join(f"{s}-sN" if systems[s].seeded else s for s in systems)
+    raise ValueError(f"unknown unit {name!r}{'' if study is XNLI_STUDY else f' in the {study.name} study'}; "
+                     f"units are {known}")
 
 
 # --- running a unit ----------------------------------------------------------------------------------------------
@@ -207,6 +297,8 @@ def stage_overrides(unit: Unit, stage: Stage, settings: Settings, work: Path) ->
         out.append(f"dev_size={settings.dev_size}")
     if settings.dry_run:
         out += ["eval_every=0", "save_every=0"]
+    if settings.device:
+        out.append(f"device={settings.device}")
     return out + list(settings.train_settings)
 
 
@@ -238,18 +330,23 @@ def model_dir(unit: Unit, work: Path, settings: Settings) -> str:
 
 def eval_argv(unit: Unit, scoring: str, model: str, settings: Settings, out: Path) -> list[str]:
     batch = settings.choice_batch if scoring == "choices" else settings.generate_batch
-    argv = ["evaluate", "--model", model, "--benchmark", "xnli", "--data", f"{settings.data}/xnli/dev",
+    study = settings.the_study
+    argv = ["evaluate", "--model", model, "--benchmark", study.benchmark, "--data",
+            f"{settings.data}/{study.eval_data}",
             "--langs", *settings.languages(), "--limit", str(settings.limit), "--batch-size", str(batch),
             "--scoring", scoring, "--protocol", "lenient", "--name", unit.label, "--out", str(out),
             "--max-source-length", str(settings.max_source_length),
             "--max-prompt-length", str(settings.max_prompt_length), "--dtype", settings.eval_dtype]
-    return argv + (["--max-new-tokens", str(settings.max_new_tokens)] if scoring == "generate" else [])
+    argv += ["--max-new-tokens", str(settings.max_new_tokens)] if scoring == "generate" else []
+    return argv + (["--device", settings.device] if settings.device else [])
 
 
 def expected_rows(settings: Settings) -> int:
     from layalign.tasks import get_task
 
-    examples = get_task("xnli").read(f"{settings.data}/xnli/dev", langs=settings.languages(), limit=settings.limit)
+    study = settings.the_study
+    examples = get_task(study.benchmark).read(f"{settings.data}/{study.eval_data}", langs=settings.languages(),
+                                              limit=settings.limit)
     return sum(len(v) for v in examples.values())
 
 
@@ -289,17 +386,18 @@ def run_unit(unit: Unit, settings: Settings, work_root: Path, results_root: Path
         phase(f"train-{stage.name}", argv, (work / stage.name / "final").is_dir())
     model = model_dir(unit, work, settings)
     rows = expected_rows(settings)
-    for scoring in SCORINGS:
+    scorings = settings.the_study.scorings
+    for scoring in scorings:
         out = work / "eval" / f"{scoring}-lenient"
         phase(f"eval-{scoring}", eval_argv(unit, scoring, model, settings, out), eval_done(out, rows))
 
     def rescore_all() -> None:
-        for scoring in SCORINGS:
+        for scoring in scorings:
             rescore(work / "eval" / f"{scoring}-lenient", work / "eval" / f"{scoring}-paper", "paper")
 
     phase("rescore", None, False, rescore_all)
     commands.append({"phase": "rescore", "command": "layalign.evaluation.rescore(<eval>/<scoring>-lenient, "
-                                                     "<eval>/<scoring>-paper, 'paper') for choices and generate"})
+                                                     f"<eval>/<scoring>-paper, 'paper') for {' and '.join(scorings)}"})
     collect(unit, settings, work, final, phases, commands, model, runner)
     return final
 
@@ -316,7 +414,7 @@ def collect(unit: Unit, settings: Settings, work: Path, final: Path, phases: dic
         for name in ("train_log.jsonl", "train_config.yaml", "stage_result.json"):
             if (work / stage.name / name).is_file():
                 shutil.copy2(work / stage.name / name, dest / name)
-    for scoring in SCORINGS:
+    for scoring in settings.the_study.scorings:
         dest = final / "eval" / scoring
         dest.mkdir(parents=True)
         src = work / "eval" / f"{scoring}-lenient"
@@ -330,7 +428,7 @@ def collect(unit: Unit, settings: Settings, work: Path, final: Path, phases: dic
     phases = phases | {"collect": {"seconds": round(time.time() - start, 1)}}
     record = {"unit": unit.name, "system": unit.system.name, "label": unit.label, "seed": unit.seed,
               "status": "done", "finished": time.strftime("%Y-%m-%dT%H:%M:%S"), "phases": phases,
-              "commands": commands, "model_dir": model, "settings": vars(settings),
+              "commands": commands, "model_dir": model, "settings": settings.record(),
               "machine": machine() | {"lanes": runner.lanes, "threads_per_command": runner.threads}}
     tmp = final / (MARKER + ".tmp")
     tmp.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
@@ -380,8 +478,9 @@ def status(units: list[Unit], results: Path) -> tuple[list[Unit], list[Unit]]:
     return done, [u for u in units if u not in done]
 
 
-def finish_command(missing: list[Unit], lanes: int = 2) -> str:
-    return f"python scripts/comparison.py run --lanes {lanes} --units " + " ".join(u.name for u in missing)
+def finish_command(missing: list[Unit], lanes: int = 2, study: Study = XNLI_STUDY) -> str:
+    units = " ".join(u.name for u in missing)
+    return f"python scripts/comparison.py run{study.option} --lanes {lanes} --units {units}"
 
 
 # --- command line -------------------------------------------------------------------------------------------------
@@ -394,73 +493,107 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run (or resume) units")
     st = sub.add_parser("status", help="which units are done; the command that finishes the rest")
     rep = sub.add_parser("report", help="write the report from the finished units")
+    xnli = DEFAULTS
     for p in (run, st, rep):
+        p.add_argument("--study", choices=list(STUDIES), default="xnli",
+                       help="xnli (the default) or math (MGSM; its own systems, recipes, defaults and folders)")
         p.add_argument("--units", nargs="*", default=None, help="e.g. layalign-s0 llm-prompted (default: all)")
-        p.add_argument("--seeds-fusion", type=int, default=DEFAULTS["seeds_fusion"],
-                       help="seeds of layalign and mindmerger")
-        p.add_argument("--seeds-other", type=int, default=DEFAULTS["seeds_other"],
-                       help="seeds of llm-lora and langbridge")
-        p.add_argument("--work", type=Path, default=None, help=f"checkpoints and logs (default {WORK})")
-        p.add_argument("--results", type=Path, default=None, help=f"the committed unit folders (default {RESULTS})")
+        p.add_argument("--seeds-fusion", type=int, default=None,
+                       help=f"seeds of layalign and mindmerger (XNLI {xnli['seeds_fusion']}, maths "
+                            f"{MATH_DEFAULTS['seeds_fusion']})")
+        p.add_argument("--seeds-other", type=int, default=None,
+                       help=f"seeds of llm-lora and langbridge (XNLI {xnli['seeds_other']})")
+        p.add_argument("--work", type=Path, default=None,
+                       help=f"checkpoints and logs (default {WORK}; maths {STUDIES['math'].work})")
+        p.add_argument("--results", type=Path, default=None,
+                       help=f"the committed unit folders (default {RESULTS}; maths {STUDIES['math'].results})")
         p.add_argument("--dry-run", action="store_true",
-                       help="tiny sizes (2 steps, dev 8, 2 rows x 2 languages) into runs/comparison-dry")
+                       help="tiny sizes (2 steps, dev 8, 2 rows x 2 languages) into runs/comparison-dry "
+                            "(maths: runs/comparison-math-dry)")
     run.add_argument("--lanes", type=int, default=1, help="units side by side, with cores/lanes threads each")
     run.add_argument("--threads", type=int, default=None, help="threads per unit (default: cores / lanes)")
-    run.add_argument("--steps", type=int, default=None, help=f"task-stage steps of every system ({DEFAULTS['steps']})")
+    run.add_argument("--steps", type=int, default=None,
+                     help=f"task-stage steps of every system (XNLI {xnli['steps']}, maths {MATH_DEFAULTS['steps']})")
     run.add_argument("--stage1-steps", type=int, default=None, help="translation steps (default: the recipe's)")
     run.add_argument("--dev-size", type=int, default=None, help="dev examples held out (default: the recipes')")
-    run.add_argument("--limit", type=int, default=None, help=f"XNLI dev rows per language ({DEFAULTS['limit']})")
-    run.add_argument("--langs", nargs="*", default=None, help="XNLI languages (default: all 15)")
-    run.add_argument("--choice-batch", type=int, default=DEFAULTS["choice_batch"])
-    run.add_argument("--generate-batch", type=int, default=DEFAULTS["generate_batch"])
-    run.add_argument("--llm", default=DEFAULTS["llm"], help="the prompted LLM (llm-prompted)")
-    run.add_argument("--data", default=Settings.data, help="folder with xnli/ and parallel/")
+    run.add_argument("--limit", type=int, default=None,
+                     help=f"rows per language: XNLI dev {xnli['limit']}, MGSM {MATH_DEFAULTS['limit']}")
+    run.add_argument("--langs", nargs="*", default=None, help="languages (default: all of the benchmark's)")
+    run.add_argument("--choice-batch", type=int, default=None, help=f"default {xnli['choice_batch']}")
+    run.add_argument("--generate-batch", type=int, default=None,
+                     help=f"default: XNLI {xnli['generate_batch']}, maths {MATH_DEFAULTS['generate_batch']}")
+    run.add_argument("--max-new-tokens", type=int, default=None,
+                     help=f"default: XNLI {xnli['max_new_tokens']}, maths {MATH_DEFAULTS['max_new_tokens']}")
+    run.add_argument("--llm", default=None,
+                     help=f"the prompted LLM (llm-prompted; XNLI {xnli['llm']}, maths {MATH_DEFAULTS['llm']})")
+    run.add_argument("--data", default=Settings.data, help="folder with xnli/ (or mgsm/, math_train/) and parallel/")
     run.add_argument("--recipes", default=str(RECIPES), help="folder of the recipes")
-    run.add_argument("--train-settings", nargs="*", default=DEFAULTS["train_settings"],
-                     help="key=value added to every `layalign train` (default: %(default)s)")
-    run.add_argument("--eval-dtype", default=DEFAULTS["eval_dtype"], choices=("float32", "bfloat16"),
-                     help="dtype of the frozen encoder and LLM in evaluation, the same for every system")
+    run.add_argument("--train-settings", nargs="*", default=None,
+                     help=f"key=value added to every `layalign train` (default: {xnli['train_settings']})")
+    run.add_argument("--eval-dtype", default=None, choices=("float32", "bfloat16"),
+                     help="dtype of the frozen encoder and LLM in evaluation, the same for every system (default "
+                          f"{xnli['eval_dtype']})")
+    run.add_argument("--device", default=None,
+                     help="e.g. cuda: device=... to every `layalign train`, --device to every `layalign evaluate` "
+                          "(default: the recipes' device, and evaluate's own default)")
     run.add_argument("--in-process", action="store_true", help="run the commands in this process (tests)")
-    rep.add_argument("--out", type=Path, default=None, help=f"the report (default {REPORT})")
+    rep.add_argument("--out", type=Path, default=None,
+                     help=f"the report (default {REPORT}; maths {STUDIES['math'].report})")
     rep.add_argument("--resamples", type=int, default=10_000)
     return parser
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
-    dry = args.dry_run
-    pick = lambda value, dry_value, default: value if value is not None else (dry_value if dry else default)  # noqa: E731
-    return Settings(steps=pick(args.steps, DRY["steps"], DEFAULTS["steps"]),
-                    stage1_steps=pick(args.stage1_steps, DRY["stage1_steps"], None),
-                    dev_size=pick(args.dev_size, DRY["dev_size"], None),
-                    limit=pick(args.limit, DRY["limit"], DEFAULTS["limit"]),
-                    langs=pick(args.langs, DRY["langs"], None), choice_batch=args.choice_batch,
-                    generate_batch=args.generate_batch, llm=args.llm, data=str(Path(args.data).resolve()),
-                    recipes=str(Path(args.recipes).resolve()), train_settings=list(args.train_settings),
-                    eval_dtype=args.eval_dtype, dry_run=dry)
+    study = STUDIES[args.study]
+    dry, defaults = args.dry_run, study.defaults
+
+    def pick(value, key: str):  # the option, else the study's dry-run size, else its default (None: the recipe's)
+        if value is not None:
+            return value
+        return study.dry[key] if dry and key in study.dry else defaults.get(key)
+
+    return Settings(steps=pick(args.steps, "steps"), stage1_steps=pick(args.stage1_steps, "stage1_steps"),
+                    dev_size=pick(args.dev_size, "dev_size"), limit=pick(args.limit, "limit"),
+                    langs=pick(args.langs, "langs"), choice_batch=pick(args.choice_batch, "choice_batch"),
+                    generate_batch=pick(args.generate_batch, "generate_batch"),
+                    max_new_tokens=pick(args.max_new_tokens, "max_new_tokens"),
+                    max_source_length=defaults["max_source_length"], max_prompt_length=defaults["max_prompt_length"],
+                    llm=pick(args.llm, "llm"), data=str(Path(args.data).resolve()),
+                    recipes=str(Path(args.recipes).resolve()),
+                    train_settings=list(pick(args.train_settings, "train_settings")),
+                    eval_dtype=pick(args.eval_dtype, "eval_dtype"), dry_run=dry, study=study.name, device=args.device)
+
+
+def default_settings(study: Study = XNLI_STUDY) -> Settings:
+    """The settings a plain `run` of `study` uses."""
+    return settings_from(build_parser().parse_args(["run", "--study", study.name]))
 
 
 def folders(args: argparse.Namespace) -> tuple[Path, Path]:
-    work = args.work or (DRY_WORK if args.dry_run else WORK)
-    results = args.results or ((DRY_WORK / "units") if args.dry_run else RESULTS)
+    study = STUDIES[args.study]
+    work = args.work or (study.dry_work if args.dry_run else study.work)
+    results = args.results or ((study.dry_work / "units") if args.dry_run else study.results)
     return work.resolve(), results.resolve()
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    units = [parse_unit(u) for u in args.units] if args.units else plan(args.seeds_fusion, args.seeds_other)
+    study = STUDIES[args.study]
+    units = [parse_unit(u, study) for u in args.units] if args.units else \
+        plan(args.seeds_fusion, args.seeds_other, study)
     work, results = folders(args)
     if args.command == "status":
         done, missing = status(units, results)
         print(f"done ({len(done)}): {' '.join(u.name for u in done) or '-'}")
         print(f"missing ({len(missing)}): {' '.join(u.name for u in missing) or '-'}")
         if missing:
-            print(finish_command(missing))
+            print(finish_command(missing, study=study))
         return 0
     if args.command == "report":
         import comparison_report  # beside this file: a script's own folder is on sys.path
 
-        out = args.out or (work / "reproduction.md" if args.dry_run else REPORT)
-        comparison_report.write_report(units, results, out, resamples=args.resamples)
+        out = args.out or (work / "reproduction.md" if args.dry_run else study.report)
+        comparison_report.write_report(units, results, out, resamples=args.resamples, study=study)
         print(f"wrote {out}")
         return 0
     failures = run_units(units, settings_from(args), work, results, lanes=args.lanes, threads=args.threads,

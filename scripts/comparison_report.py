@@ -11,6 +11,11 @@ the mean and spread over seeds, and for every pair of systems the paired differe
 bootstrap 95 % interval that resamples XNLI items (a dev row with its 15 translations), seeds averaged first
 (`layalign.evaluation.statistics`). "How a unit is run" includes docs/results/comparison/how-a-unit-is-run.md
 (written by hand: the defaults and why) and profile.md (written by scripts/comparison_profile.py) as they are.
+
+The same generator writes the maths study's report (`report --study math`: docs/results/reproduction-math.md, charts in
+docs/results/comparison-math/): generation only, MGSM's 11 languages (an item is one MGSM question with its 11
+translations), under the paper protocol also the authors' average without Telugu, and "What a unit costs" from
+docs/results/comparison-math/cost.md. What differs between the studies' reports is in `TEXTS`.
 """
 
 from __future__ import annotations
@@ -20,11 +25,12 @@ import itertools
 import json
 import os
 import statistics as stats
+from dataclasses import dataclass
 from pathlib import Path
 
 import comparison as cmp  # scripts/comparison.py, beside this file
 
-from layalign.evaluation.report import AVG, markdown_table, table_rows, truncation_note
+from layalign.evaluation.report import AVG, markdown_table, paper_average_column, table_rows, truncation_note
 from layalign.evaluation.scoring import extract_answer, is_correct
 from layalign.evaluation.statistics import Interval, aligned, correctness, describe, paired_bootstrap, seed_summary
 from layalign.tasks import get_task
@@ -33,12 +39,37 @@ XNLI = get_task("xnli")
 MEASURES = (("choices", "lenient", "choice scoring (the most likely label word)"),
             ("generate", "lenient", "generation, lenient protocol (the first label word in the output)"),
             ("generate", "paper", "generation, paper protocol (the stripped output equals the label word)"))
+MATH_MEASURES = (("generate", "lenient", "generation, lenient protocol (the last number in the output)"),
+                 ("generate", "paper", "generation, paper protocol (the authors' last-number rule, 0 when there is "
+                                       "none)"))
 PROFILE = "profile.md"
 HOW = "how-a-unit-is-run.md"
+COST = "cost.md"
 DISCUSSION = "discussion.md"
 
 
-def load_units(units: list[cmp.Unit], results: Path) -> dict[str, dict]:
+@dataclass(frozen=True)
+class Texts:
+    """What a study's report says differently: its measures, how it names its benchmark, the chance line of its
+    charts, and the hand-written (or separately generated) parts it ends with."""
+
+    measures: tuple[tuple[str, str, str], ...]
+    table_name: str  # "XNLI dev": "## XNLI dev accuracy, ...", the charts' titles
+    short: str  # "XNLI": the charts' alt text
+    chance: float | None  # a dashed line on the charts (XNLI: three balanced labels); None: none
+    parts_title: str
+    parts: tuple[tuple[str, str], ...]  # (file beside the units' folder, what to say when it is missing)
+
+
+TEXTS = {
+    "xnli": Texts(MEASURES, "XNLI dev", "XNLI", 100 / 3, "How a unit is run",
+                  ((HOW, ""), (PROFILE, "(No profile yet: `python scripts/comparison_profile.py`.)"))),
+    "math": Texts(MATH_MEASURES, "MGSM", "MGSM", None, "What a unit costs",
+                  ((COST, "(No cost measured yet: see docs/results/comparison-math/cost.md once written.)"),)),
+}
+
+
+def load_units(units: list[cmp.Unit], results: Path, study: cmp.Study = cmp.XNLI_STUDY) -> dict[str, dict]:
     """unit name -> its record, results and rows, for the finished units among `units`."""
     loaded = {}
     for unit in units:
@@ -47,43 +78,46 @@ def load_units(units: list[cmp.Unit], results: Path) -> dict[str, dict]:
             continue
         record = json.loads((folder / cmp.MARKER).read_text(encoding="utf-8"))
         record["results"] = {(s, p): json.loads((folder / "eval" / s / f"results-{p}.json").read_text("utf-8"))
-                             for s in cmp.SCORINGS for p in cmp.PROTOCOLS}
-        record["rows"] = {s: cmp._jsonl(folder / "eval" / s / "predictions.jsonl") for s in cmp.SCORINGS}
+                             for s in study.scorings for p in cmp.PROTOCOLS}
+        record["rows"] = {s: cmp._jsonl(folder / "eval" / s / "predictions.jsonl") for s in study.scorings}
         record["folder"] = folder
         loaded[unit.name] = record
     return loaded
 
 
-def judged(rows: list[dict], protocol: str) -> list[dict]:
+def judged(rows: list[dict], protocol: str, benchmark: str = "xnli") -> list[dict]:
     """The rows judged under `protocol` (the committed rows are lenient; the paper judgement is read again from the
     same outputs, as evaluation.rescore does)."""
     if protocol == "lenient":
         return rows
-    return [row | {"correct": is_correct("xnli", extract_answer("xnli", row["output"], protocol), row["gold"],
+    return [row | {"correct": is_correct(benchmark, extract_answer(benchmark, row["output"], protocol), row["gold"],
                                          protocol)} for row in rows]
 
 
-def by_system(done: dict[str, dict]) -> dict[str, list[dict]]:
+def by_system(done: dict[str, dict], study: cmp.Study = cmp.XNLI_STUDY) -> dict[str, list[dict]]:
     systems: dict[str, list[dict]] = {}
     for record in done.values():
         systems.setdefault(record["system"], []).append(record)
-    order = list(cmp.SYSTEMS)
+    order = list(study.systems)
     return {name: systems[name] for name in sorted(systems, key=order.index)}
 
 
 def accuracy_section(done: dict[str, dict], measure: tuple[str, str, str], figures: Path, slug: str,
-                     pairs: list[tuple[str, str, Interval]], resamples: int, out_dir: Path) -> list[str]:
+                     pairs: list[tuple[str, str, Interval]], resamples: int, out_dir: Path,
+                     study: cmp.Study = cmp.XNLI_STUDY) -> list[str]:
     scoring, protocol, title = measure
-    systems = by_system(done)
-    langs = [lang for lang in XNLI.languages if any(lang in r["results"][scoring, protocol]["languages"]
+    task, text = get_task(study.benchmark), TEXTS[study.name]
+    systems = by_system(done, study)
+    langs = [lang for lang in task.languages if any(lang in r["results"][scoring, protocol]["languages"]
                                                     for r in done.values())]
-    low = [lang for lang in XNLI.low_resource if lang in langs]
-    lines = [f"## XNLI dev accuracy, {title}", ""]
+    low = [lang for lang in task.low_resource if lang in langs]
+    lines = [f"## {text.table_name} accuracy, {title}", ""]
 
     # per seed
-    rows = [row for records in systems.values() for r in records
-            for row in table_rows(r["results"][scoring, protocol], r["label"])]
-    lines += ["Per seed (%):", "", markdown_table(langs, rows, low), ""]
+    ordered = [r for records in systems.values() for r in records]
+    rows = [row for r in ordered for row in table_rows(r["results"][scoring, protocol], r["label"])]
+    extra = paper_average_column([r["results"][scoring, protocol] for r in ordered])
+    lines += ["Per seed (%):", "", markdown_table(langs, rows, low, extra), ""]
     notes: dict[str, list[str]] = {}
     for r in done.values():
         if note := truncation_note(r["results"][scoring, protocol]):
@@ -93,33 +127,38 @@ def accuracy_section(done: dict[str, dict], measure: tuple[str, str, str], figur
     # mean and spread over seeds
     lines += ["Mean over seeds (%), and the spread over seeds of the average over languages:", ""]
     mean_rows, series, summary = [], {}, ["| system | seeds | mean | std | min-max |", "|---|---:|---:|---:|---|"]
+    paper_means: list[float | None] = []
     for name, records in systems.items():
         per_lang = {lang: [r["results"][scoring, protocol]["per_language"][lang]["accuracy"] for r in records
                            if lang in r["results"][scoring, protocol]["per_language"]] for lang in langs}
         avgs = [r["results"][scoring, protocol]["average"]["accuracy"] for r in records]
         lows = [r["results"][scoring, protocol]["low_resource_average"]["accuracy"] for r in records]
-        label = cmp.SYSTEMS[name].label
+        label = study.systems[name].label
         mean_rows.append((label, "accuracy", {lang: stats.mean(v) for lang, v in per_lang.items() if v},
                           stats.mean(avgs), stats.mean(x for x in lows if x is not None) if low else None))
+        paper = [r["results"][scoring, protocol]["paper_average"]["accuracy"] for r in records
+                 if "paper_average" in r["results"][scoring, protocol]]
+        paper_means.append(stats.mean(paper) if paper else None)
         s = seed_summary(avgs)
         summary.append(f"| {label} | {s['n']} | {s['mean']:.1f} | {_fmt(s['std'])} | {s['min']:.1f}-{s['max']:.1f} |")
         series[label] = [(min(v), stats.mean(v), max(v)) if v else None for v in per_lang.values()]
         series[label].append((min(avgs), stats.mean(avgs), max(avgs)))
-    lines += [markdown_table(langs, mean_rows, low), "", *summary, ""]
+    mean_extra = (extra[0], paper_means) if extra else None  # the paper protocol's MGSM average without Telugu
+    lines += [markdown_table(langs, mean_rows, low, mean_extra), "", *summary, ""]
     chart = figures / f"accuracy-{slug}.png"
-    spread_chart(chart, langs, series, f"XNLI dev, {title}")
-    lines += [f"![XNLI accuracy, {title}]({_link(chart, out_dir)})", ""]
+    spread_chart(chart, langs, series, f"{text.table_name}, {title}", chance=text.chance)
+    lines += [f"![{text.short} accuracy, {title}]({_link(chart, out_dir)})", ""]
 
     # paired differences
-    lines += pairs_section(systems, pairs, resamples)
+    lines += pairs_section(systems, pairs, resamples, study)
     return lines
 
 
 def paired_differences(systems: dict[str, list[dict]], scoring: str, protocol: str,
-                       resamples: int) -> list[tuple[str, str, Interval]]:
+                       resamples: int, benchmark: str = "xnli") -> list[tuple[str, str, Interval]]:
     """(system A, system B, interval of A - B) for every pair of systems with finished units, the fusion systems
     first ("LayAlign - X"), on the rows every unit of both answered."""
-    cells = {name: [correctness(judged(r["rows"][scoring], protocol)) for r in records]
+    cells = {name: [correctness(judged(r["rows"][scoring], protocol, benchmark)) for r in records]
              for name, records in systems.items()}
     pairs = []
     for a, b in itertools.combinations(list(systems)[::-1], 2):
@@ -129,55 +168,57 @@ def paired_differences(systems: dict[str, list[dict]], scoring: str, protocol: s
 
 
 def pairs_section(systems: dict[str, list[dict]], pairs: list[tuple[str, str, Interval]],
-                  resamples: int) -> list[str]:
+                  resamples: int, study: cmp.Study = cmp.XNLI_STUDY) -> list[str]:
     if not pairs:
         return ["(Paired differences need two systems with finished units.)", ""]
     table = ["| A | B | A - B (points) | 95 % interval | items x languages | excludes 0 |",
              "|---|---|---:|---|---|---|"]
     sentences = []
     for a, b, result in pairs:
-        la, lb = cmp.SYSTEMS[a].label, cmp.SYSTEMS[b].label
+        la, lb = study.systems[a].label, study.systems[b].label
         table.append(f"| {la} | {lb} | {100 * result.difference:+.1f} | [{100 * result.low:+.1f}, "
                      f"{100 * result.high:+.1f}] | {result.items} x {result.languages} | "
                      f"{'yes' if result.excludes_zero else 'no'} |")
         seeds = f" ({len(systems[a])} vs {len(systems[b])} seeds, averaged per row first)"
         sentences.append(f"- {describe(result, la, lb)[:-1]}{seeds}.")
-    return ["Paired differences on the same rows: the bootstrap resamples items (a dev row with all its "
+    item = "a dev row" if study.benchmark == "xnli" else "a question"
+    return [f"Paired differences on the same rows: the bootstrap resamples items ({item} with all its "
             f"translations) {resamples:,} times, each system's seeds averaged per row first:", "", *table, "",
             *sentences, ""]
 
 
 def findings_section(done: dict[str, dict], pairs: dict[tuple[str, str], list[tuple[str, str, Interval]]],
-                     units: list[cmp.Unit], missing: list[cmp.Unit]) -> list[str]:
+                     units: list[cmp.Unit], missing: list[cmp.Unit], study: cmp.Study = cmp.XNLI_STUDY) -> list[str]:
     """What the finished units show, in sentences computed from them: each system's average per measure (mean over
     its seeds, with their range), then per measure which paired differences exceed the noise and which do not."""
-    systems = by_system(done)
+    systems, measures, label = by_system(done, study), TEXTS[study.name].measures, study.systems
+    first = measures[0][:2]
     lines = ["## What the finished units show", "",
              "Generated from the units below, so it changes as units finish. Average accuracy over the "
-             f"{len(next(iter(done.values()))['results']['choices', 'lenient']['languages'])} languages, mean over "
+             f"{len(next(iter(done.values()))['results'][first]['languages'])} languages, mean over "
              "seeds (min-max over seeds where there are several):", "",
-             "| system | seeds | " + " | ".join(_measure_name(m) for m in MEASURES) + " |",
-             "|---|---:|" + "---:|" * len(MEASURES)]
+             "| system | seeds | " + " | ".join(_measure_name(m) for m in measures) + " |",
+             "|---|---:|" + "---:|" * len(measures)]
     for name, records in systems.items():
         cells = []
-        for scoring, protocol, _ in MEASURES:
+        for scoring, protocol, _ in measures:
             s = seed_summary([r["results"][scoring, protocol]["average"]["accuracy"] for r in records])
             cells.append(f"{s['mean']:.1f}" + (f" ({s['min']:.1f}-{s['max']:.1f})" if s["n"] > 1 else ""))
-        lines.append(f"| {cmp.SYSTEMS[name].label} | {len(records)} | " + " | ".join(cells) + " |")
+        lines.append(f"| {label[name].label} | {len(records)} | " + " | ".join(cells) + " |")
     lines.append("")
-    for measure in MEASURES:
+    for measure in measures:
         found = pairs[measure[:2]]
         if not found:
             continue
-        clear = [describe(r, cmp.SYSTEMS[a].label, cmp.SYSTEMS[b].label) for a, b, r in found if r.excludes_zero]
-        noise = [f"{cmp.SYSTEMS[a].label} vs {cmp.SYSTEMS[b].label} ({100 * r.difference:+.1f}, "
+        clear = [describe(r, label[a].label, label[b].label) for a, b, r in found if r.excludes_zero]
+        noise = [f"{label[a].label} vs {label[b].label} ({100 * r.difference:+.1f}, "
                  f"[{100 * r.low:+.1f}, {100 * r.high:+.1f}])" for a, b, r in found if not r.excludes_zero]
         lines.append(f"**{_measure_name(measure).capitalize()}.** Differences beyond the noise (the 95 % interval "
                      f"excludes 0): {len(clear) or 'none'}{':' if clear else '.'}")
         lines += [f"- {sentence}" for sentence in clear]
         lines += ([f"Within the noise (the interval contains 0): {'; '.join(noise)}."] if noise else []) + [""]
     planned = {name: sum(u.system.name == name for u in units) for name in systems}
-    fewer = [cmp.SYSTEMS[name].label for name, records in systems.items() if len(records) < planned[name]]
+    fewer = [label[name].label for name, records in systems.items() if len(records) < planned[name]]
     if missing:
         lines += [f"{len(missing)} of {len(units)} units are missing (listed under Units): "
                   + (f"{', '.join(fewer)} rest{'s' if len(fewer) == 1 else ''} on fewer seeds than planned, and "
@@ -191,19 +232,19 @@ def _measure_name(measure: tuple[str, str, str]) -> str:
     return "choice scoring" if scoring == "choices" else f"generation ({protocol})"
 
 
-def commands_section(done: dict[str, dict]) -> list[str]:
+def commands_section(done: dict[str, dict], study: cmp.Study = cmp.XNLI_STUDY) -> list[str]:
     """The exact commands of the first finished unit of each system, as unit.json recorded them."""
     lines = ["## Exact commands", "", "Each unit records the commands it ran in its unit.json; the first finished unit "
              "of each system (the others differ only in `seed=` and their folders):", ""]
-    for name, records in by_system(done).items():
+    for name, records in by_system(done, study).items():
         record = records[0]
-        lines += [f"{cmp.SYSTEMS[name].label} ({record['unit']}):", "", "```bash",
+        lines += [f"{study.systems[name].label} ({record['unit']}):", "", "```bash",
                   *[c["command"] for c in record["commands"]], "```", ""]
     return lines
 
 
 def spread_chart(path: Path, langs: list[str], series: dict[str, list[tuple[float, float, float] | None]],
-                 title: str) -> None:
+                 title: str, chance: float | None = 100 / 3) -> None:
     """Grouped bars of the mean over seeds per language (then the average), the whiskers the min-max over seeds."""
     from matplotlib.figure import Figure  # a bare Figure renders with Agg, as the report helpers do
 
@@ -216,7 +257,8 @@ def spread_chart(path: Path, langs: list[str], series: dict[str, list[tuple[floa
         means = [v[1] if v else float("nan") for v in values]
         err = [[v[1] - v[0] if v else 0 for v in values], [v[2] - v[1] if v else 0 for v in values]]
         ax.bar(xs, means, width=width, label=label, yerr=err, capsize=1.5, error_kw={"linewidth": 0.7})
-    ax.axhline(100 / 3, color="grey", linewidth=0.8, linestyle="--")  # chance: three balanced labels
+    if chance is not None:
+        ax.axhline(chance, color="grey", linewidth=0.8, linestyle="--")  # XNLI's chance: three balanced labels
     ax.axvline(len(langs) - 0.5, color="grey", linewidth=0.8, linestyle=":")
     ax.set_xticks(range(len(categories)), categories)
     ax.set_ylabel("accuracy (%), mean over seeds; whiskers min-max")
@@ -259,7 +301,8 @@ def wall_time_section(done: dict[str, dict]) -> list[str]:
     return lines + ["", "A phase found finished by a resumed run shows its first run's time; '–' where unknown.", ""]
 
 
-def fusion_section(done: dict[str, dict], figures: Path, out_dir: Path) -> list[str]:
+def fusion_section(done: dict[str, dict], figures: Path, out_dir: Path,
+                   study: cmp.Study = cmp.XNLI_STUDY) -> list[str]:
     from layalign.inspection import InspectError, load_fusion_weights, plot
     from layalign.inspection import describe as describe_fusion
 
@@ -267,49 +310,79 @@ def fusion_section(done: dict[str, dict], figures: Path, out_dir: Path) -> list[
     lines = ["## What the best LayAlign unit fuses: gates and layer-mix weights", ""]
     if not layalign:
         return lines + ["No LayAlign unit is finished yet.", ""]
-    best = max(layalign, key=lambda r: r["results"]["choices", "lenient"]["average"]["accuracy"])
-    accuracy = best["results"]["choices", "lenient"]["average"]["accuracy"]
-    lines.append(f"The LayAlign unit with the highest dev accuracy by choice scoring: {best['unit']} "
-                 f"({accuracy:.1f} %).")
+    measure = TEXTS[study.name].measures[0]  # XNLI: choice scoring; maths: generation, lenient
+    best = max(layalign, key=lambda r: r["results"][measure[:2]]["average"]["accuracy"])
+    accuracy = best["results"][measure[:2]]["average"]["accuracy"]
+    by = "dev accuracy by choice scoring" if measure[0] == "choices" else f"{TEXTS[study.name].short} accuracy " \
+        f"by {_measure_name(measure)}"
+    lines.append(f"The LayAlign unit with the highest {by}: {best['unit']} ({accuracy:.1f} %).")
     model = Path(best["model_dir"])
     try:
         weights = load_fusion_weights(model)
     except (InspectError, FileNotFoundError) as err:
         return lines + ["", f"Its adapters are not in the work folder any more ({model}: {err}); rerun "
-                        f"`python scripts/comparison.py run --units {best['unit']}` on a machine that keeps runs/ "
+                        f"`python scripts/comparison.py run{study.option} --units {best['unit']}` on a machine that "
+                        "keeps runs/ "
                         "to draw them.", ""]
     png = plot(weights, figures / f"fusion-{best['unit']}.png")
     return lines + ["", f"![gates and layer mix of {best['unit']}]({_link(png, out_dir)})", "", "```",
                     describe_fusion(weights), "```", ""]
 
 
-def header(units: list[cmp.Unit], done: dict[str, dict], missing: list[cmp.Unit]) -> list[str]:
-    settings = next(iter(done.values()))["settings"] if done else vars(cmp.Settings())
+def header(units: list[cmp.Unit], done: dict[str, dict], missing: list[cmp.Unit],
+           study: cmp.Study = cmp.XNLI_STUDY) -> list[str]:
+    settings = next(iter(done.values()))["settings"] if done else cmp.default_settings(study).record()
     machines = sorted({f"{r['machine']['platform']}, {r['machine']['cpus']} CPUs, torch {r['machine']['torch']}, "
                        f"transformers {r['machine']['transformers']}" for r in done.values()})
-    lines = ["# Reproduction on XNLI: the bare LLM, LLM + LoRA, LangBridge, MindMerger and LayAlign, with seeds", "",
-             f"Generated by `python scripts/comparison.py report` on {dt.date.today().isoformat()} from "
-             f"{len(done)} of {len(units)} units; run with `python scripts/comparison.py run` (resumable).", "",
-             f"- models: multilingual-e5-small (encoder, frozen) + {settings['llm']} (LLM, frozen), offline catalogue",
-             f"- systems: {', '.join(s.label for s in cmp.SYSTEMS.values())}; recipes in configs/reproduction/",
-             f"- every trained system: {settings['steps']} task-stage optimiser steps; MindMerger and LayAlign first "
-             "a translation stage each (not shared: the two architectures train different adapters); LangBridge "
-             "and LLM + LoRA one task stage",
-             f"- evaluation: XNLI dev, {settings['limit']} rows per language, "
-             f"{len(settings['langs'] or XNLI.languages)} languages, the same rows for every unit; choice scoring, "
-             "and greedy generation scored under both protocols (the same outputs judged twice); frozen encoder and "
-             f"LLM in {settings.get('eval_dtype', 'float32')} for every system (the trained adapters in float32)",
-             f"- training settings added to every stage: {' '.join(settings['train_settings']) or 'none'}",
-             f"- machine(s): {'; '.join(machines) or 'none yet'}", ""]
+    lines = (_xnli_header if study.name == "xnli" else _math_header)(settings, len(done), len(units))
+    lines += [f"- training settings added to every stage: {' '.join(settings['train_settings']) or 'none'}",
+              f"- machine(s): {'; '.join(machines) or 'none yet'}", ""]
     if any(r["settings"] != settings for r in done.values()):
         lines += ["**Note: the finished units were run with different settings** (see each unit.json).", ""]
     lines += ["## Units", ""]
     lines += [f"- done ({len(done)}): {', '.join(done) or '-'}",
               f"- missing ({len(missing)}): {', '.join(u.name for u in missing) or '-'}", ""]
     if missing:
-        lines += ["Finish them with:", "", "```bash", cmp.finish_command(missing),
-                  "python scripts/comparison.py report", "```", ""]
+        lines += ["Finish them with:", "", "```bash", cmp.finish_command(missing, study=study),
+                  f"python scripts/comparison.py report{study.option}", "```", ""]
     return lines
+
+
+def _xnli_header(settings: dict, done: int, units: int) -> list[str]:
+    return ["# Reproduction on XNLI: the bare LLM, LLM + LoRA, LangBridge, MindMerger and LayAlign, with seeds", "",
+            f"Generated by `python scripts/comparison.py report` on {dt.date.today().isoformat()} from "
+            f"{done} of {units} units; run with `python scripts/comparison.py run` (resumable).", "",
+            f"- models: multilingual-e5-small (encoder, frozen) + {settings['llm']} (LLM, frozen), offline catalogue",
+            f"- systems: {', '.join(s.label for s in cmp.SYSTEMS.values())}; recipes in configs/reproduction/",
+            f"- every trained system: {settings['steps']} task-stage optimiser steps; MindMerger and LayAlign first "
+            "a translation stage each (not shared: the two architectures train different adapters); LangBridge "
+            "and LLM + LoRA one task stage",
+            f"- evaluation: XNLI dev, {settings['limit']} rows per language, "
+            f"{len(settings['langs'] or XNLI.languages)} languages, the same rows for every unit; choice scoring, "
+            "and greedy generation scored under both protocols (the same outputs judged twice); frozen encoder and "
+            f"LLM in {settings.get('eval_dtype', 'float32')} for every system (the trained adapters in float32)"]
+
+
+def _math_header(settings: dict, done: int, units: int) -> list[str]:
+    study = cmp.STUDIES["math"]
+    mgsm = get_task(study.benchmark)
+    langs = settings["langs"] or mgsm.languages
+    return ["# Maths: the bare LLM, MindMerger and LayAlign on MGSM", "",
+            f"Generated by `python scripts/comparison.py report{study.option}` on {dt.date.today().isoformat()} from "
+            f"{done} of {units} units; run with `python scripts/comparison.py run{study.option}` (resumable).", "",
+            f"- models: multilingual-e5-small (encoder, frozen) + {settings['llm']} (LLM, frozen), offline catalogue",
+            f"- systems: {', '.join(s.label for s in study.systems.values())}; recipes "
+            "configs/reproduction/math-*.yaml",
+            f"- every trained system: {settings['steps']} task-stage optimiser steps on QAlign's translated GSM8K "
+            "questions (de es fr ja ru sw zh, 1,000 each) with GSM8K's English chain-of-thought answers and the "
+            "MetaMath prompt; MindMerger and LayAlign first a translation stage each (not shared: the two "
+            "architectures train different adapters) on X -> English pairs in the 10 non-English MGSM languages",
+            f"- evaluation: MGSM, the first {settings['limit']} questions of each of {len(langs)} languages (the same "
+            "questions in every language and for every unit), greedy generation of up to "
+            f"{settings['max_new_tokens']} new tokens after the MetaMath prompt, scored under both protocols (the "
+            "same outputs judged twice; the paper protocol also averages without Telugu, as the authors' code); "
+            f"frozen encoder and LLM in {settings.get('eval_dtype', 'float32')} for every system (the trained "
+            "adapters in float32)"]
 
 
 def choices_paper_note(done: dict[str, dict]) -> list[str]:
@@ -321,31 +394,33 @@ def choices_paper_note(done: dict[str, dict]) -> list[str]:
             + "", ""]
 
 
-def write_report(units: list[cmp.Unit], results: Path, out: Path, resamples: int = 10_000) -> str:
-    done = load_units(units, results)
+def write_report(units: list[cmp.Unit], results: Path, out: Path, resamples: int = 10_000,
+                 study: cmp.Study = cmp.XNLI_STUDY) -> str:
+    done = load_units(units, results, study)
     missing = [u for u in units if u.name not in done]
     figures = results.parent  # docs/results/comparison/: the charts beside the units and the hand-written parts
-    lines = header(units, done, missing)
+    text = TEXTS[study.name]
+    lines = header(units, done, missing, study)
     if done:
-        systems = by_system(done)
-        pairs = {m[:2]: paired_differences(systems, m[0], m[1], resamples) for m in MEASURES}
-        lines += findings_section(done, pairs, units, missing)
+        systems = by_system(done, study)
+        pairs = {m[:2]: paired_differences(systems, m[0], m[1], resamples, study.benchmark) for m in text.measures}
+        lines += findings_section(done, pairs, units, missing, study)
         if (figures / DISCUSSION).is_file():
             lines += [(figures / DISCUSSION).read_text(encoding="utf-8").strip(), ""]
-        lines += choices_paper_note(done)
-        for measure in MEASURES:
+        lines += choices_paper_note(done) if "choices" in study.scorings else []
+        for measure in text.measures:
             lines += accuracy_section(done, measure, figures, f"{measure[0]}-{measure[1]}", pairs[measure[:2]],
-                                      resamples, out.parent)
-        lines += (training_section(done) + wall_time_section(done) + fusion_section(done, figures, out.parent)
-                  + commands_section(done))
-    lines += ["## How a unit is run", ""]
-    for name, missing_note in ((HOW, ""), (PROFILE, "(No profile yet: `python scripts/comparison_profile.py`.)")):
-        part = figures / name  # HOW is written by hand, PROFILE by scripts/comparison_profile.py
+                                      resamples, out.parent, study)
+        lines += (training_section(done) + wall_time_section(done) + fusion_section(done, figures, out.parent, study)
+                  + commands_section(done, study))
+    lines += [f"## {text.parts_title}", ""]
+    for name, missing_note in text.parts:
+        part = figures / name  # HOW and COST are written by hand, PROFILE by scripts/comparison_profile.py
         lines += [part.read_text(encoding="utf-8").strip(), ""] if part.is_file() else [missing_note, ""]
-    text = "\n".join(lines).rstrip() + "\n"
+    out_text = "\n".join(lines).rstrip() + "\n"
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(text, encoding="utf-8")
-    return text
+    out.write_text(out_text, encoding="utf-8")
+    return out_text
 
 
 def _link(path: Path, out_dir: Path) -> str:

@@ -1,6 +1,7 @@
 """scripts/comparison.py end to end on tiny random models (its --dry-run sizes, in this process): two units run,
 their folders hold what the report needs, unit.json is written last, a rerun skips finished units and phases, the
-report lists the missing units with the command that finishes them. And evaluation.rescore, which the script uses
+report lists the missing units with the command that finishes them; the same for the maths study (--study math: its
+recipes, MGSM, generation only) and --device reaching every command. And evaluation.rescore, which the script uses
 to judge the generated outputs under the paper protocol without generating twice."""
 
 from __future__ import annotations
@@ -17,7 +18,12 @@ import yaml
 from evaluation_helpers import FakeSystem
 from layalign.data.examples import EvalExample
 from layalign.evaluation import evaluate, load_predictions, rescore
+from layalign.tasks import get_task
 from training_helpers import DATA, PARALLEL, XNLI, save_tiny_pair
+
+# the maths study's task data, small: QAlign's translated GSM8K questions joined to GSM8K's answers
+MATH = {"reader": "qalign_math", "math_train_dir": "{data_dir}/math_train",
+        "gsm8k_train_path": "{data_dir}/gsm8k/train.jsonl", "langs": ["de", "sw"], "limit": 12}
 
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 needs_data = pytest.mark.skipif(not (DATA / "xnli").is_dir(), reason=f"shared data not found at {DATA}")
@@ -161,3 +167,143 @@ def test_status_lists_missing_units_with_the_command(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "done (1): layalign-s0" in out and "missing (1): mindmerger-s0" in out
     assert "python scripts/comparison.py run --lanes 2 --units mindmerger-s0" in out
+
+
+# --- the maths study --------------------------------------------------------------------------------------------
+
+
+def test_math_study_units_recipes_and_defaults():
+    cmp = load_script()
+    math = cmp.STUDIES["math"]
+    assert [u.name for u in cmp.plan(study=math)] == ["layalign-s0", "mindmerger-s0", "llm-prompted"]
+    assert [u.name for u in cmp.plan(2, study=math)][:4] == ["layalign-s0", "mindmerger-s0", "layalign-s1",
+                                                              "mindmerger-s1"]
+    with pytest.raises(ValueError, match="in the math study"):
+        cmp.parse_unit("langbridge-s0", math)
+    assert cmp.parse_unit("mindmerger-s2", math).system.stages[1].recipe == "math-mindmerger.yaml"
+    assert cmp.parse_unit("layalign-s0").system.stages[1].recipe == "layalign.yaml"  # XNLI stays the default
+    settings = cmp.default_settings(math)
+    assert (settings.limit, settings.llm, settings.study) == (25, "qwen2.5-coder-0.5b-instruct", "math")
+    assert settings.max_new_tokens >= 256 and settings.languages() == list(get_task("mgsm").languages)
+    assert len(settings.languages()) == 11
+    # an XNLI unit.json records the settings it always recorded (no study, no device unless one is given)
+    assert set(cmp.default_settings().record()) == set(vars(cmp.Settings())) - {"study", "device"}
+    # the real recipes: the maths LLM, stage 1 on the MGSM languages' pairs, stage 2 on the translated GSM8K
+    from layalign.training import TrainConfig
+
+    recipes = Path(cmp.RECIPES)
+    stage1 = TrainConfig.from_yaml(recipes / "math-translation.yaml")
+    assert stage1.stage == "translation" and stage1.model["llm"] == "qwen2.5-coder-0.5b-instruct"
+    assert set(stage1.train_data[0]["langs"]) == set(get_task("mgsm").languages) - {"en"}
+    for name in ("layalign", "mindmerger"):
+        task = TrainConfig.from_yaml(recipes / f"math-{name}.yaml")
+        assert task.stage == "task" and task.train_data[0]["reader"] == "qalign_math"
+        assert task.max_target_length >= 256
+
+
+def test_device_reaches_every_command(tmp_path):
+    cmp = load_script()
+    unit = cmp.parse_unit("layalign-s0", cmp.STUDIES["math"])
+    plain = cmp.default_settings(cmp.STUDIES["math"])
+    on_gpu = cmp.settings_from(cmp.build_parser().parse_args(["run", "--study", "math", "--device", "cuda"]))
+    for stage in unit.system.stages:
+        assert "device=cuda" in cmp.stage_overrides(unit, stage, on_gpu, tmp_path)
+        assert not any(o.startswith("device=") for o in cmp.stage_overrides(unit, stage, plain, tmp_path))
+    argv = cmp.eval_argv(unit, "generate", "m", on_gpu, tmp_path)
+    assert argv[argv.index("--device") + 1] == "cuda" and "--device" not in cmp.eval_argv(unit, "generate", "m",
+                                                                                           plain, tmp_path)
+    assert argv[argv.index("--benchmark") + 1] == "mgsm" and argv[argv.index("--data") + 1].endswith("/mgsm")
+    assert argv[argv.index("--max-new-tokens") + 1] == str(plain.max_new_tokens)
+    assert "device" in on_gpu.record() and "device" not in plain.record()
+
+
+def test_math_report_without_finished_units_lists_them_and_includes_the_cost(tmp_path):
+    cmp = load_script()
+    results = tmp_path / "comparison-math" / "units"
+    results.mkdir(parents=True)
+    (results.parent / "cost.md").write_text("A unit costs 42 hours here.\n")
+    out = tmp_path / "reproduction-math.md"
+    assert cmp.main(["report", "--study", "math", "--results", str(results), "--out", str(out)]) == 0
+    text = out.read_text()
+    assert text.startswith("# Maths: the bare LLM, MindMerger and LayAlign on MGSM")
+    assert "missing (3): layalign-s0, mindmerger-s0, llm-prompted" in text
+    assert "python scripts/comparison.py run --study math --lanes 2 --units layalign-s0 mindmerger-s0 llm-prompted" \
+        in text and "python scripts/comparison.py report --study math" in text
+    assert "qwen2.5-coder-0.5b-instruct" in text and "11 languages" in text
+    assert "## What a unit costs" in text and "A unit costs 42 hours here." in text
+    assert "choice" not in text.lower()
+
+
+@pytest.fixture(scope="module")
+def tiny_math_recipes(tiny_setup):
+    """The maths study's recipe files for the tiny pair."""
+    root, pair, _ = tiny_setup
+    common = dict(model=dict(pair), learning_rate=3e-3, batch_size=4, log_every=1, device="cpu",
+                  max_source_length=64, max_prompt_length=64, max_target_length=16)
+    recipes = root / "math-recipes"
+    recipes.mkdir()
+    (recipes / "math-translation.yaml").write_text(yaml.safe_dump(
+        dict(stage="translation", train_data=[PARALLEL], **common)))
+    (recipes / "math-layalign.yaml").write_text(yaml.safe_dump(
+        dict(stage="task", train_data=[MATH], **{**common, "model": {}})))
+    return recipes
+
+
+needs_math_data = pytest.mark.skipif(not (DATA / "mgsm").is_dir() or not (DATA / "math_train").is_dir(),
+                                     reason=f"MGSM or math_train not found in {DATA}")
+
+
+@needs_math_data
+@pytest.mark.slow
+def test_dry_run_of_the_math_study_then_report(tiny_setup, tiny_math_recipes, monkeypatch):
+    cmp = load_script()
+    root, pair, _ = tiny_setup
+    work, results = root / "math-work", root / "comparison-math" / "units"
+    args = ["--study", "math", "--dry-run", "--units", "layalign-s0", "llm-prompted", "--work", str(work),
+            "--results", str(results)]
+    run = ["run", *args, "--recipes", str(tiny_math_recipes), "--llm", pair["llm"], "--data", str(DATA),
+           "--in-process", "--device", "cpu", "--train-settings"]
+    assert cmp.main(run) == 0
+
+    unit = results / "layalign-s0"
+    record = json.loads((unit / "unit.json").read_text())
+    assert record["settings"]["study"] == "math" and record["settings"]["device"] == "cpu"
+    assert list(record["phases"]) == ["train-translation", "train-task", "eval-generate", "rescore", "collect"]
+    commands = {c["phase"]: c["command"] for c in record["commands"]}
+    assert "math-translation.yaml" in commands["train-translation"] and "model.variant=layalign" in \
+        commands["train-translation"]
+    assert "math-layalign.yaml" in commands["train-task"] and "max_steps=2" in commands["train-task"]
+    assert all("device=cpu" in commands[f"train-{s}"] for s in ("translation", "task"))
+    evaluate = commands["eval-generate"]
+    assert "--benchmark mgsm" in evaluate and f"--data {DATA.resolve()}/mgsm" in evaluate
+    assert "--scoring generate" in evaluate and "--max-new-tokens 8" in evaluate and "--device cpu" in evaluate
+    assert "choices" not in json.dumps(record["commands"])
+    assert sorted(p.name for p in (unit / "eval").iterdir()) == ["generate"]
+    rows = [json.loads(line) for line in (unit / "eval" / "generate" / "predictions.jsonl").read_text().splitlines()]
+    assert len(rows) == 4 and {r["lang"] for r in rows} == {"en", "sw"} and "prompt" not in rows[0]
+    # the same questions in both languages (MGSM is parallel): ids 0 and 1 of each
+    assert sorted(r["id"] for r in rows) == ["mgsm-en-0", "mgsm-en-1", "mgsm-sw-0", "mgsm-sw-1"]
+    paper = json.loads((unit / "eval" / "generate" / "results-paper.json").read_text())
+    assert paper["benchmark"] == "mgsm" and paper["protocol"] == "paper" and "paper_average" in paper
+    llm = json.loads((results / "llm-prompted" / "unit.json").read_text())
+    assert f"--model llm:{pair['llm']}" in llm["commands"][0]["command"]
+
+    # a rerun finds both done
+    calls = []
+    monkeypatch.setattr(cmp.Runner, "__call__", lambda self, argv, log: calls.append(argv))
+    assert cmp.main(run) == 0 and calls == []
+
+    out = root / "math-report" / "reproduction-math.md"
+    assert cmp.main(["report", "--study", "math", "--dry-run", "--work", str(work), "--results", str(results),
+                     "--out", str(out), "--resamples", "200"]) == 0
+    text = out.read_text()
+    assert "# Maths" in text and "done (2): layalign-s0, llm-prompted" in text
+    assert "python scripts/comparison.py run --study math --lanes 2 --units mindmerger-s0" in text
+    assert "## MGSM accuracy, generation, lenient protocol" in text and "## MGSM accuracy, generation, paper" in text
+    assert "choice scoring" not in text
+    assert "Avg w/o te" in text  # the paper protocol's average without Telugu
+    assert "| LayAlign | LLM only (prompted) |" in text and "a question with all its translations" in text
+    assert "| LayAlign | 1 |" in text and "## Exact commands" in text and "math-layalign.yaml" in text
+    assert (results.parent / "accuracy-generate-lenient.png").is_file()
+    assert not (results.parent / "accuracy-choices-lenient.png").exists()
+    assert "## What a unit costs" in text and "No cost measured yet" in text
