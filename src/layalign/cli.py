@@ -92,8 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
     ins.add_argument("--out", default=None, help="where to write the heatmap PNG (default: inside the model dir)")
 
     srv = sub.add_parser("serve", help="serve a trained model through vLLM's OpenAI-compatible API (docs/serving.md)")
-    srv.add_argument("model_dir")
-    srv.add_argument("--out", default=None, help="where to write the vLLM directory (default: MODEL_DIR/vllm)")
+    srv.add_argument("model_dir", help="a trained directory, or a shipped model's name (`layalign models list`)")
+    srv.add_argument("--out", default=None, help="where to write the vLLM directory (default: MODEL_DIR/vllm; for "
+                     "a shipped model, NAME-vllm in the working directory)")
     srv.add_argument("--prompt-template", default=None, help='LLM prompt around a request\'s text (default "{query}")')
     srv.add_argument("--python", default=None, help="a Python with vLLM installed (default: this one)")
     srv.add_argument("--dry-run", action="store_true", help="export and print the vllm command only")

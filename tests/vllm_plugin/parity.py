@@ -5,6 +5,10 @@ as a script, to write docs/results/vllm-parity.md for a trained directory:
 
     .ci/venv-vllm/bin/python tests/vllm_plugin/parity.py runs/encoder-dropout/drop-true/final \
         --out docs/results/vllm-parity.md
+    .ci/venv-vllm/bin/python tests/vllm_plugin/parity.py layalign-xnli-e5-smollm2 --xnli ../shared/data/xnli/dev
+
+`--xnli DIR` takes the requests from XNLI dev instead (the first 2 rows of 9 languages, source and prompt as
+`layalign evaluate` builds them): what a model trained on XNLI answers in earnest.
 
 Where float order makes a token differ, the check passes only if the two top logits at the first differing step
 were within TOLERANCE of each other on both sides (vLLM's top-2 log-probabilities differ by exactly the logit gap).
@@ -64,6 +68,16 @@ class CaseResult:
     def within_tolerance(self) -> bool:
         return self.identical or (self.gap_vllm is not None and self.gap_reference is not None
                                   and max(self.gap_vllm, self.gap_reference) <= TOLERANCE)
+
+
+def xnli_cases(data: str | Path, per_lang: int = 2) -> list[tuple[str, str, str]]:
+    """(language, source, prompt) from XNLI dev, as the xnli task builds them."""
+    from layalign.tasks import get_task
+
+    langs = [lang for lang, _ in SOURCES if lang in get_task("xnli").languages]
+    langs += [lang for lang in ("ar", "hi", "ur", "vi") if lang not in langs][:len(SOURCES) - len(langs)]
+    examples = get_task("xnli").read(data, langs=langs, limit=per_lang)
+    return [(lang, ex.source, ex.prompt) for lang in langs for ex in examples[lang]]
 
 
 def make_llm(vllm_dir: str | Path, dtype: str = "float32", renderer: bool = True):
@@ -155,7 +169,9 @@ def _main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("model_dir")
     parser.add_argument("--out", default=None, help="write a markdown report here")
+    parser.add_argument("--xnli", default=None, metavar="DIR", help="requests from XNLI dev in DIR instead")
     args = parser.parse_args(argv)
+    cases = xnli_cases(args.xnli) if args.xnli else CASES
     torch.manual_seed(0)
     model = LayAlignModel.from_pretrained(args.model_dir).eval()
     zero = None
@@ -163,16 +179,16 @@ def _main(argv: list[str]) -> int:
         saved = model.gates.detach().clone()
         with torch.no_grad():
             model.gates.zero_()
-        zero, _ = reference_greedy(model, CASES)
+        zero, _ = reference_greedy(model, cases)
         with torch.no_grad():
             model.gates.copy_(saved)
-    ref_tokens, ref_scores = reference_greedy(model, CASES)
+    ref_tokens, ref_scores = reference_greedy(model, cases)
     with tempfile.TemporaryDirectory() as tmp:
         llm = make_llm(export(args.model_dir, Path(tmp) / "vllm"))
         start = time.perf_counter()
-        vllm_tokens, vllm_logprobs = vllm_greedy(llm, CASES)
+        vllm_tokens, vllm_logprobs = vllm_greedy(llm, cases)
         seconds = time.perf_counter() - start
-    results = compare(CASES, vllm_tokens, vllm_logprobs, ref_tokens, ref_scores)
+    results = compare(cases, vllm_tokens, vllm_logprobs, ref_tokens, ref_scores)
     identical = sum(r.identical for r in results)
     ok = all(r.within_tolerance for r in results)
     changed = None if zero is None else sum(z != t for z, t in zip(zero, ref_tokens))
@@ -182,18 +198,21 @@ def _main(argv: list[str]) -> int:
         "# vLLM vs LayAlignModel.generate: greedy parity",
         "",
         f"Command: `.ci/venv-vllm/bin/python tests/vllm_plugin/parity.py {args.model_dir}"
-        f"{' --out ' + args.out if args.out else ''}`",
+        f"{' --xnli ' + args.xnli if args.xnli else ''}{' --out ' + args.out if args.out else ''}`",
         f"Machine: {platform.machine()}, {os.cpu_count()} CPU cores, no GPU; vLLM {vllm.__version__} (CPU build), "
-        f"torch {torch.__version__}; float32; {len(CASES)} requests in one vLLM batch ({seconds:.1f} s), the "
+        f"torch {torch.__version__}; float32; {len(cases)} requests in one vLLM batch ({seconds:.1f} s), the "
         f"reference one example at a time; {MAX_NEW_TOKENS} new tokens at most.",
         f"Model: `{args.model_dir}` (variant {model.config.variant}; {gates}).",
+        "Requests: " + (f"XNLI dev from {args.xnli}, the first 2 rows of {len(cases) // 2} languages, source and "
+                        "prompt as `layalign evaluate` builds them." if args.xnli else
+                        "one short sentence in 9 languages, with 2 prompts each."),
         "",
         f"**{identical} of {len(results)} identical token for token**; "
         f"{'all' if ok else 'NOT all'} within the tie tolerance {TOLERANCE:g} (top-2 logit gap at the first "
         "differing step, both sides).",
     ]
     if changed is not None:
-        report.append(f"With the gates set to zero, the reference output changes for {changed} of {len(CASES)} "
+        report.append(f"With the gates set to zero, the reference output changes for {changed} of {len(cases)} "
                       "requests: the fusion branch is exercised.")
     report += ["", summary_table(results, model.llm_tokenizer), ""]
     text = "\n".join(report)

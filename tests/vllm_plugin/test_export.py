@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -41,6 +42,17 @@ def test_export_in_place_keeps_the_trained_files(tmp_path):
     assert export(model, model) == model
     assert (model / "config.json").is_file() and (model / ADAPTER_NAME).read_bytes() == before
     assert LayAlignConfig.load(model).llm_layers == list(range(30))
+
+
+def test_export_of_a_shipped_model_by_name_writes_outside_the_package(tmp_path, monkeypatch):
+    from layalign.pretrained import shipped_models
+
+    name = "layalign-xnli-e5-smollm2"
+    monkeypatch.chdir(tmp_path)
+    out = export(name)
+    assert out == Path(f"{name}-vllm") and (tmp_path / out / ADAPTER_NAME).is_file()
+    assert not (shipped_models()[name] / "vllm").exists()
+    assert json.loads((out / "config.json").read_text())["layalign"]["trained_dir"] == str(shipped_models()[name])
 
 
 def test_export_refuses_a_fusion_dtype_vllm_cannot_keep(tmp_path):

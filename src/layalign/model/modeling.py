@@ -280,7 +280,10 @@ class LayAlignModel(nn.Module):
     @classmethod
     def from_pretrained(cls, directory: str | Path, encoder: nn.Module | None = None, llm: nn.Module | None = None,
                         **config_overrides) -> LayAlignModel:
-        directory = Path(directory)
+        """A trained directory, or the name of a model shipped with the package (`layalign models list`)."""
+        from layalign.pretrained import locate
+
+        directory = Path(locate(directory))
         config = LayAlignConfig.load(directory)
         for key, value in config_overrides.items():
             setattr(config, key, value)

