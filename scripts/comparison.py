@@ -76,6 +76,7 @@ DEFAULTS = {
     # every system (the prompted LLM too) is evaluated with its frozen encoder and LLM in bfloat16 (the trained
     # adapters stay float32): choice scoring 1.6x faster than float32, the same label on all 60 profiled rows
     "eval_dtype": "bfloat16",
+    "finish_lanes": 2,  # the lanes of the command that status and the report print for the missing units
 }
 DRY = {"steps": 2, "stage1_steps": 2, "dev_size": 8, "limit": 2, "langs": ["en", "sw"]}
 
@@ -94,6 +95,7 @@ MATH_DEFAULTS = DEFAULTS | {
     "max_source_length": 160,
     "max_prompt_length": 512,
     "llm": "qwen2.5-coder-0.5b-instruct",
+    "finish_lanes": 1,  # a maths process peaked at 10.5 GB on this 23 GB machine (cost.md): one lane to be safe
 }
 MATH_DRY = DRY | {"max_new_tokens": 8}
 
@@ -478,7 +480,8 @@ def status(units: list[Unit], results: Path) -> tuple[list[Unit], list[Unit]]:
     return done, [u for u in units if u not in done]
 
 
-def finish_command(missing: list[Unit], lanes: int = 2, study: Study = XNLI_STUDY) -> str:
+def finish_command(missing: list[Unit], lanes: int | None = None, study: Study = XNLI_STUDY) -> str:
+    lanes = study.defaults["finish_lanes"] if lanes is None else lanes
     units = " ".join(u.name for u in missing)
     return f"python scripts/comparison.py run{study.option} --lanes {lanes} --units {units}"
 

@@ -227,7 +227,7 @@ def test_math_report_without_finished_units_lists_them_and_includes_the_cost(tmp
     text = out.read_text()
     assert text.startswith("# Maths: the bare LLM, MindMerger and LayAlign on MGSM")
     assert "missing (3): layalign-s0, mindmerger-s0, llm-prompted" in text
-    assert "python scripts/comparison.py run --study math --lanes 2 --units layalign-s0 mindmerger-s0 llm-prompted" \
+    assert "python scripts/comparison.py run --study math --lanes 1 --units layalign-s0 mindmerger-s0 llm-prompted" \
         in text and "python scripts/comparison.py report --study math" in text
     assert "qwen2.5-coder-0.5b-instruct" in text and "11 languages" in text
     assert "## What a unit costs" in text and "A unit costs 42 hours here." in text
@@ -298,7 +298,7 @@ def test_dry_run_of_the_math_study_then_report(tiny_setup, tiny_math_recipes, mo
                      "--out", str(out), "--resamples", "200"]) == 0
     text = out.read_text()
     assert "# Maths" in text and "done (2): layalign-s0, llm-prompted" in text
-    assert "python scripts/comparison.py run --study math --lanes 2 --units mindmerger-s0" in text
+    assert "python scripts/comparison.py run --study math --lanes 1 --units mindmerger-s0" in text
     assert "## MGSM accuracy, generation, lenient protocol" in text and "## MGSM accuracy, generation, paper" in text
     assert "choice scoring" not in text
     assert "Avg w/o te" in text  # the paper protocol's average without Telugu
