@@ -480,6 +480,12 @@ def status(units: list[Unit], results: Path) -> tuple[list[Unit], list[Unit]]:
     return done, [u for u in units if u not in done]
 
 
+def relative_command(command: str) -> str:
+    """A recorded command with this checkout's absolute paths written as the repository's relative ones (run from
+    the repository root with ../shared beside it)."""
+    return command.replace(str(ROOT.parent / "shared"), "../shared").replace(str(ROOT) + "/", "")
+
+
 def finish_command(missing: list[Unit], lanes: int | None = None, study: Study = XNLI_STUDY) -> str:
     lanes = study.defaults["finish_lanes"] if lanes is None else lanes
     units = " ".join(u.name for u in missing)

@@ -235,11 +235,12 @@ def _measure_name(measure: tuple[str, str, str]) -> str:
 def commands_section(done: dict[str, dict], study: cmp.Study = cmp.XNLI_STUDY) -> list[str]:
     """The exact commands of the first finished unit of each system, as unit.json recorded them."""
     lines = ["## Exact commands", "", "Each unit records the commands it ran in its unit.json; the first finished unit "
-             "of each system (the others differ only in `seed=` and their folders):", ""]
+             "of each system (the others differ only in `seed=` and their folders), run from the repository root with "
+             "../shared beside it:", ""]
     for name, records in by_system(done, study).items():
         record = records[0]
         lines += [f"{study.systems[name].label} ({record['unit']}):", "", "```bash",
-                  *[c["command"] for c in record["commands"]], "```", ""]
+                  *[cmp.relative_command(c["command"]) for c in record["commands"]], "```", ""]
     return lines
 
 

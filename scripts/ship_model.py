@@ -19,6 +19,8 @@ import shutil
 import sys
 from pathlib import Path
 
+from comparison import relative_command  # scripts/comparison.py, beside this file
+
 ROOT = Path(__file__).resolve().parents[1]
 UNITS = ROOT / "docs" / "results" / "comparison" / "units"
 DEFAULT_NAME = "layalign-xnli-e5-smollm2"
@@ -64,15 +66,10 @@ def build_card(name: str, unit_dir: Path, record: dict, scores: dict) -> dict:
                     f"{choices:.1f} % by choice scoring, {len(scores['choices']['lenient']['per_language'])} "
                     "languages"),
         "source_unit": record["unit"], "seed": record["seed"], "system": record["label"],
-        "train": train, "commands": [c | {"command": _relative(c["command"])} for c in record["commands"]],
+        "train": train, "commands": [c | {"command": relative_command(c["command"])} for c in record["commands"]],
         "phases": record["phases"],
         "settings": record["settings"], "machine": record["machine"], "xnli_dev": scores,
     }
-
-
-def _relative(command: str) -> str:
-    """A recorded command with this checkout's absolute paths written as the repository's relative ones."""
-    return command.replace(str(ROOT.parent / "shared"), "../shared").replace(str(ROOT) + "/", "")
 
 
 def card_markdown(card: dict, regression: dict) -> str:
