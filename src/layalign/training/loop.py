@@ -323,6 +323,7 @@ def finish(run: Run, state: TrainState) -> None:
 
 
 @torch.no_grad()
+@torch.no_grad()  # no activations kept for a backward pass that never comes
 def dev_perplexity(model: torch.nn.Module, batcher: Batcher, examples: list[TrainExample], batch_size: int,
                    accelerator: Any) -> float:
     """exp(mean cross-entropy per target token) over the dev set, shared out between processes."""
