@@ -213,10 +213,11 @@ def findings_section(done: dict[str, dict], pairs: dict[tuple[str, str], list[tu
         clear = [describe(r, label[a].label, label[b].label) for a, b, r in found if r.excludes_zero]
         noise = [f"{label[a].label} vs {label[b].label} ({100 * r.difference:+.1f}, "
                  f"[{100 * r.low:+.1f}, {100 * r.high:+.1f}])" for a, b, r in found if not r.excludes_zero]
-        lines.append(f"**{_measure_name(measure).capitalize()}.** Differences beyond the noise (the 95 % interval "
-                     f"excludes 0): {len(clear) or 'none'}{':' if clear else '.'}")
-        lines += [f"- {sentence}" for sentence in clear]
-        lines += ([f"Within the noise (the interval contains 0): {'; '.join(noise)}."] if noise else []) + [""]
+        verb = "differs" if len(clear) == 1 else "differ"
+        lines += [f"**{_measure_name(measure).capitalize()}.** Of {len(found)} pairs, {len(clear)} {verb} beyond the "
+                  "noise (the 95 % interval excludes 0)" + (":" if clear else "."), ""]
+        lines += [f"- {sentence}" for sentence in clear] + ([""] if clear else [])
+        lines += [f"Within the noise (the interval contains 0): {'; '.join(noise)}.", ""] if noise else []
     planned = {name: sum(u.system.name == name for u in units) for name in systems}
     fewer = [label[name].label for name, records in systems.items() if len(records) < planned[name]]
     if missing:
