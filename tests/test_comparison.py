@@ -82,15 +82,19 @@ def tiny_setup(tmp_path_factory):
     """Recipes for the tiny pair in the shape of configs/reproduction/, and the pair itself."""
     root = tmp_path_factory.mktemp("comparison")
     pair = save_tiny_pair(root / "pair")
+    recipes = write_recipes(root / "recipes", pair, translation="translation.yaml", task=("layalign.yaml", XNLI))
+    return root, pair, recipes
+
+
+def write_recipes(folder: Path, pair: dict, translation: str, task: tuple[str, dict]) -> Path:
+    """A translation recipe (on the shared pairs) and a task recipe (on `task`'s data) for the tiny pair, in the
+    shape of configs/reproduction/."""
     common = dict(model=dict(pair), learning_rate=3e-3, batch_size=4, log_every=1, device="cpu",
                   max_source_length=64, max_prompt_length=64, max_target_length=16)
-    recipes = root / "recipes"
-    recipes.mkdir()
-    (recipes / "translation.yaml").write_text(yaml.safe_dump(
-        dict(stage="translation", train_data=[PARALLEL], **common)))
-    (recipes / "layalign.yaml").write_text(yaml.safe_dump(
-        dict(stage="task", train_data=[XNLI], **{**common, "model": {}})))
-    return root, pair, recipes
+    folder.mkdir()
+    (folder / translation).write_text(yaml.safe_dump(dict(stage="translation", train_data=[PARALLEL], **common)))
+    (folder / task[0]).write_text(yaml.safe_dump(dict(stage="task", train_data=[task[1]], **{**common, "model": {}})))
+    return folder
 
 
 @needs_data
@@ -238,15 +242,8 @@ def test_math_report_without_finished_units_lists_them_and_includes_the_cost(tmp
 def tiny_math_recipes(tiny_setup):
     """The maths study's recipe files for the tiny pair."""
     root, pair, _ = tiny_setup
-    common = dict(model=dict(pair), learning_rate=3e-3, batch_size=4, log_every=1, device="cpu",
-                  max_source_length=64, max_prompt_length=64, max_target_length=16)
-    recipes = root / "math-recipes"
-    recipes.mkdir()
-    (recipes / "math-translation.yaml").write_text(yaml.safe_dump(
-        dict(stage="translation", train_data=[PARALLEL], **common)))
-    (recipes / "math-layalign.yaml").write_text(yaml.safe_dump(
-        dict(stage="task", train_data=[MATH], **{**common, "model": {}})))
-    return recipes
+    return write_recipes(root / "math-recipes", pair, translation="math-translation.yaml",
+                         task=("math-layalign.yaml", MATH))
 
 
 needs_math_data = pytest.mark.skipif(not (DATA / "mgsm").is_dir() or not (DATA / "math_train").is_dir(),
