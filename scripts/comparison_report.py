@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import comparison as cmp  # scripts/comparison.py, beside this file
+import yaml
 
 from layalign.evaluation.report import AVG, markdown_table, paper_average_column, table_rows, truncation_note
 from layalign.evaluation.scoring import extract_answer, is_correct
@@ -365,6 +366,16 @@ def _xnli_header(settings: dict, done: int, units: int) -> list[str]:
             f"LLM in {settings.get('eval_dtype', 'float32')} for every system (the trained adapters in float32)"]
 
 
+def recipe_data(recipe: str) -> str:
+    """The training data a recipe names, as "de es fr, up to 1,000 each", read from the recipe itself."""
+    config = yaml.safe_load((cmp.RECIPES / recipe).read_text(encoding="utf-8"))
+    parts = []
+    for source in config["train_data"]:
+        each = f", up to {source['limit']:,} each" if source.get("limit") else ""
+        parts.append(f"{' '.join(source.get('langs') or ['all languages'])}{each}")
+    return "; ".join(parts)
+
+
 def _math_header(settings: dict, done: int, units: int) -> list[str]:
     study = cmp.STUDIES["math"]
     mgsm = get_task(study.benchmark)
@@ -376,9 +387,10 @@ def _math_header(settings: dict, done: int, units: int) -> list[str]:
             f"- systems: {', '.join(s.label for s in study.systems.values())}; recipes "
             "configs/reproduction/math-*.yaml",
             f"- every trained system: {settings['steps']} task-stage optimiser steps on QAlign's translated GSM8K "
-            "questions (de es fr ja ru sw zh, 1,000 each) with GSM8K's English chain-of-thought answers and the "
+            f"questions ({recipe_data('math-layalign.yaml')}) with GSM8K's English chain-of-thought answers and the "
             "MetaMath prompt; MindMerger and LayAlign first a translation stage each (not shared: the two "
-            "architectures train different adapters) on X -> English pairs in the 10 non-English MGSM languages",
+            "architectures train different adapters) on X -> English pairs "
+            f"({recipe_data('math-translation.yaml')})",
             f"- evaluation: MGSM, the first {settings['limit']} questions of each of {len(langs)} languages (the same "
             "questions in every language and for every unit), greedy generation of up to "
             f"{settings['max_new_tokens']} new tokens after the MetaMath prompt, scored under both protocols (the "
