@@ -369,23 +369,28 @@ def run_unit(unit: Unit, settings: Settings, work_root: Path, results_root: Path
     phases = _read_json(work / PHASES_FILE, {})
     commands: list[dict] = []
 
-    def phase(name: str, argv: list[str] | None, done: bool, action=None) -> None:
+    def phase(name: str, argv: list[str] | None, done: bool, action=None, stage_dir: Path | None = None) -> None:
         command = f"layalign {shlex.join(argv)}" if argv else None
         if command:
             commands.append({"phase": name, "command": command})
         if done and name in phases:
             return
+        # a training stage that an earlier run left with checkpoints: this run's seconds are only its last part
+        resumed = stage_dir is not None and not done and any((stage_dir / "checkpoints").glob("step-*"))
         start = time.time()
         if not done:
             runner(argv, work / "logs" / f"{name}.log") if argv else action()
         phases[name] = {"seconds": round(time.time() - start, 1) if not done else None,
                         "finished": time.strftime("%Y-%m-%dT%H:%M:%S")}
+        if resumed:  # the stage's training time over all its runs, where its checkpoints recorded it (else None)
+            result = _read_json(stage_dir / "stage_result.json", {})
+            phases[name] |= {"resumed": True, "stage_elapsed_s": result.get("elapsed_s")}
         (work / PHASES_FILE).write_text(json.dumps(phases, indent=1) + "\n", encoding="utf-8")
 
     for stage in unit.system.stages:
         recipe = check_recipe(unit.system, stage, Path(settings.recipes))
         argv = ["train", "--config", str(recipe), "--resume", *stage_overrides(unit, stage, settings, work)]
-        phase(f"train-{stage.name}", argv, (work / stage.name / "final").is_dir())
+        phase(f"train-{stage.name}", argv, (work / stage.name / "final").is_dir(), stage_dir=work / stage.name)
     model = model_dir(unit, work, settings)
     rows = expected_rows(settings)
     scorings = settings.the_study.scorings

@@ -282,10 +282,12 @@ def training_section(done: dict[str, dict]) -> list[str]:
             steps = max((r["step"] for r in log), default=0)
             result = json.loads((stage_dir / "stage_result.json").read_text())["model"] \
                 if (stage_dir / "stage_result.json").is_file() else "?"
-            seconds = (record["phases"].get(f"train-{stage_dir.name}") or {}).get("seconds")
+            seconds, mark = phase_seconds(record["phases"].get(f"train-{stage_dir.name}") or {})
             lines.append(f"| {record['unit']} | {stage_dir.name} | {steps} | {_mean(losses[:10])} | "
                          f"{_mean(losses[-10:])} | {f'{dev[0]:.2f} -> {min(dev):.2f}' if dev else '–'} | {result} | "
-                         f"{_fmt(seconds / 60 if seconds else None)} |")
+                         f"{_fmt(seconds / 60 if seconds else None)}{mark} |")
+    if any((p or {}).get("resumed") for r in done.values() for p in r["phases"].values()):
+        lines += ["", f"{RESUMED}, {PARTIAL}: a resumed stage, as under the wall-time table below."]
     return lines + [""]
 
 
@@ -294,14 +296,39 @@ def wall_time_section(done: dict[str, dict]) -> list[str]:
     lines = ["## Wall time per phase (minutes)", "",
              "| unit | " + " | ".join(names) + " | total | lanes / threads |",
              "|---|" + "---:|" * (len(names) + 1) + "---|"]
+    marks = set()
     for record in done.values():
-        seconds = [(record["phases"].get(p) or {}).get("seconds") for p in names]
-        total = sum(s for s in seconds if s)
+        cells, total, partial = [], 0.0, False
+        for name in names:
+            seconds, mark = phase_seconds(record["phases"].get(name) or {})
+            cells.append(_fmt(seconds / 60 if seconds is not None else None) + mark)
+            total += seconds or 0.0
+            partial |= mark == PARTIAL
+            marks.add(mark)
         machine = record["machine"]
-        lines.append(f"| {record['unit']} | " + " | ".join(_fmt(s / 60 if s is not None else None) for s in seconds)
-                     + f" | {total / 60:.1f} | {machine.get('lanes', '?')} / "
-                       f"{machine.get('threads_per_command') or 'all'} |")
-    return lines + ["", "A phase found finished by a resumed run shows its first run's time; '–' where unknown.", ""]
+        lines.append(f"| {record['unit']} | " + " | ".join(cells) + f" | {'≥ ' if partial else ''}{total / 60:.1f} | "
+                     f"{machine.get('lanes', '?')} / {machine.get('threads_per_command') or 'all'} |")
+    lines += ["", "A phase found finished by a resumed run shows its first run's time; '–' where unknown."]
+    if RESUMED in marks:
+        lines.append(f"{RESUMED} A training stage resumed from a checkpoint: its training time summed over its runs "
+                     "(elapsed_s in its stage_result.json; without model loading, and without the steps a killed run "
+                     "did after its last checkpoint).")
+    if PARTIAL in marks:
+        lines.append(f"{PARTIAL} A training stage resumed from a checkpoint written before runs recorded their time: "
+                     "the last run's time only, so a lower bound (as is the unit's total).")
+    return lines + [""]
+
+
+RESUMED, PARTIAL = "†", "‡"
+
+
+def phase_seconds(phase: dict) -> tuple[float | None, str]:
+    """A phase's wall time for the table, and its mark: a resumed training stage counts all its runs where known."""
+    if not phase.get("resumed"):
+        return phase.get("seconds"), ""
+    if phase.get("stage_elapsed_s") is not None:
+        return phase["stage_elapsed_s"], RESUMED
+    return phase.get("seconds"), PARTIAL
 
 
 def fusion_section(done: dict[str, dict], figures: Path, out_dir: Path,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -160,6 +161,35 @@ def test_dry_run_of_two_units_then_resume_then_report(tiny_setup, monkeypatch):
     assert (results.parent / "fusion-layalign-s0.png").is_file()  # adapters still in the work dir
     link = os.path.relpath(results.parent / "accuracy-choices-lenient.png", out.parent)
     assert f"]({Path(link).as_posix()})" in text
+
+    # a training stage resumed from its checkpoints records its time over all its runs, and the report marks it
+    monkeypatch.undo()
+    shutil.rmtree(unit)
+    shutil.rmtree(work / "layalign-s0" / "task" / "final")
+    phases_file = work / "layalign-s0" / cmp.PHASES_FILE
+    phases = json.loads(phases_file.read_text())
+    phases_file.write_text(json.dumps({k: v for k, v in phases.items() if k != "train-task"}))
+    assert cmp.main(run) == 0
+    task = json.loads((unit / "unit.json").read_text())["phases"]["train-task"]
+    assert task["resumed"] is True and isinstance(task["stage_elapsed_s"], float)
+    assert "translation" not in json.dumps(task) and "resumed" not in json.loads(
+        (unit / "unit.json").read_text())["phases"]["train-translation"]
+    assert cmp.main(["report", "--dry-run", "--work", str(work), "--results", str(results), "--out", str(out),
+                     "--resamples", "200"]) == 0
+    assert "† A training stage resumed from a checkpoint" in out.read_text()
+
+
+def test_wall_times_of_resumed_stages_are_marked():
+    load_script()
+    import comparison_report as report
+
+    phases = {"train-task": {"seconds": 60.0, "resumed": True, "stage_elapsed_s": None}, "eval": {"seconds": 120.0}}
+    record = {"unit": "u-s0", "phases": phases, "machine": {"lanes": 2, "threads_per_command": 1}}
+    text = "\n".join(report.wall_time_section({"u-s0": record}))
+    assert "| u-s0 | 1.0‡ | 2.0 | ≥ 3.0 | 2 / 1 |" in text and "lower bound" in text and "†" not in text
+    phases["train-task"]["stage_elapsed_s"] = 600.0  # known over all its runs
+    text = "\n".join(report.wall_time_section({"u-s0": record}))
+    assert "| u-s0 | 10.0† | 2.0 | 12.0 | 2 / 1 |" in text and "lower bound" not in text
 
 
 def test_status_lists_missing_units_with_the_command(tmp_path, capsys):

@@ -42,8 +42,9 @@ def latest_checkpoint(checkpoints: Path) -> Path | None:
 
 
 def save_checkpoint(checkpoints: Path, step: int, model: LayAlignModel, optimizer: Optimizer, scheduler: LRScheduler,
-                    best: float, config: TrainConfig, world: int) -> Path:
-    """Write checkpoints/step-N (atomically), then drop the oldest beyond `save_total_limit`."""
+                    best: float, config: TrainConfig, world: int, elapsed_s: float | None = None) -> Path:
+    """Write checkpoints/step-N (atomically), then drop the oldest beyond `save_total_limit`. `elapsed_s`: the
+    training time so far (None: unknown), so that a resumed run goes on counting from it."""
 
     def build(tmp: Path) -> None:
         model.save_pretrained(tmp)
@@ -58,7 +59,8 @@ def save_checkpoint(checkpoints: Path, step: int, model: LayAlignModel, optimize
         save_file(rng, tmp / RNG_NAME)
         trainer_state = {"step": step, "best_dev_ppl": best if math.isfinite(best) else None, "world_size": world,
                          "param_groups": state["param_groups"], "scheduler": scheduler.state_dict(),
-                         "python_random": _jsonable(random.getstate()), "train_config": config.to_dict()}
+                         "python_random": _jsonable(random.getstate()), "train_config": config.to_dict(),
+                         "elapsed_s": elapsed_s}
         (tmp / TRAINER_STATE).write_text(json.dumps(trainer_state, indent=1) + "\n", encoding="utf-8")
 
     target = replace_directory(checkpoints / f"step-{step}", build)
@@ -74,8 +76,9 @@ _DATA_ORDER_KEYS = ("seed", "batch_size", "gradient_accumulation_steps", "train_
 
 
 def load_checkpoint(directory: Path, model: LayAlignModel, optimizer: Optimizer, scheduler: LRScheduler,
-                    config: TrainConfig, world: int) -> tuple[int, float]:
-    """Restore adapters, optimiser, scheduler and RNG from a checkpoint; returns (step, best dev perplexity)."""
+                    config: TrainConfig, world: int) -> tuple[int, float, float | None]:
+    """Restore adapters, optimiser, scheduler and RNG from a checkpoint; returns (step, best dev perplexity, training
+    seconds so far: None from a checkpoint written before they were recorded)."""
     state = json.loads((directory / TRAINER_STATE).read_text(encoding="utf-8"))
     saved = state["train_config"]
     changed = [k for k in _DATA_ORDER_KEYS if json.dumps(saved.get(k)) != json.dumps(config.to_dict()[k])]
@@ -97,7 +100,7 @@ def load_checkpoint(directory: Path, model: LayAlignModel, optimizer: Optimizer,
     torch.set_rng_state(rng["torch"])
     random.setstate(_tupled(state["python_random"]))
     best = state["best_dev_ppl"]
-    return int(state["step"]), math.inf if best is None else float(best)
+    return int(state["step"]), math.inf if best is None else float(best), state.get("elapsed_s")
 
 
 def save_adapters(directory: Path, model: LayAlignModel) -> Path:

@@ -22,7 +22,7 @@ import json
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -85,6 +85,14 @@ class TrainState:
 
     step: int = 0
     best: float = math.inf  # the lowest dev perplexity so far
+    # wall-clock seconds spent reaching `step`, over all the runs of a resumed stage (a killed run's steps after its
+    # last checkpoint are not counted: they are run again); None after resuming from a checkpoint without this record
+    elapsed_before: float | None = 0.0
+    started: float = field(default_factory=time.monotonic)  # when this run's count began
+
+    @property
+    def elapsed(self) -> float | None:
+        return None if self.elapsed_before is None else round(self.elapsed_before + time.monotonic() - self.started, 1)
 
 
 def train(config: TrainConfig, resume: bool = False, model: LayAlignModel | None = None,
@@ -109,7 +117,7 @@ def train(config: TrainConfig, resume: bool = False, model: LayAlignModel | None
             bar.update(1)
             if state.step % config.log_every == 0 or state.step == run.max_steps:
                 elapsed = time.perf_counter() - window_start
-                log_step(run, state.step, loss, grad_norm, window_tokens / elapsed, bar)
+                log_step(run, state, loss, grad_norm, window_tokens / elapsed, bar)
                 window_tokens, window_start = 0, time.perf_counter()
             if run.dev_examples and ((config.eval_every and state.step % config.eval_every == 0)
                                      or state.step == run.max_steps):
@@ -250,8 +258,9 @@ def start(run: Run, resume: bool) -> TrainState:
             if main:
                 print(f"--resume: no checkpoint under {run.checkpoints} yet, starting from the beginning")
         else:
-            state.step, state.best = load_checkpoint(found, run.unwrapped, run.optimizer, run.scheduler, config,
-                                                     world)
+            state.step, state.best, state.elapsed_before = load_checkpoint(
+                found, run.unwrapped, run.optimizer, run.scheduler, config, world)
+            state.started = time.monotonic()
             if main:
                 print(f"resuming from {found} (step {state.step} of {run.max_steps})")
     if main:
@@ -286,16 +295,17 @@ def save(run: Run, state: TrainState) -> None:
     """checkpoints/step-N, written by the main process while the others wait."""
     if run.main:
         save_checkpoint(run.checkpoints, state.step, run.unwrapped, run.optimizer, run.scheduler, state.best,
-                        run.config, run.accelerator.num_processes)
+                        run.config, run.accelerator.num_processes, elapsed_s=state.elapsed)
     run.accelerator.wait_for_everyone()
 
 
-def log_step(run: Run, step: int, loss: float, grad_norm: float | None, tokens_per_s: float, bar: Any) -> None:
+def log_step(run: Run, state: TrainState, loss: float, grad_norm: float | None, tokens_per_s: float, bar: Any
+             ) -> None:
     """One line of train_log.jsonl (and the progress bar's figures)."""
     lr = run.scheduler.get_last_lr()[0]
-    record = {"step": step, "epoch": round(step / run.steps_per_epoch, 4), "loss": round(loss, 6), "lr": lr,
-              "grad_norm": grad_norm, "target_tokens_per_s": round(tokens_per_s, 1),
-              "truncated": dict(run.processor.truncated)}
+    record = {"step": state.step, "epoch": round(state.step / run.steps_per_epoch, 4), "loss": round(loss, 6),
+              "lr": lr, "grad_norm": grad_norm, "target_tokens_per_s": round(tokens_per_s, 1),
+              "truncated": dict(run.processor.truncated), "elapsed_s": state.elapsed}
     bar.set_postfix(loss=f"{loss:.4f}", lr=f"{lr:.2e}", tok_s=f"{tokens_per_s:.0f}")
     _log(run, record)
 
@@ -309,7 +319,8 @@ def finish(run: Run, state: TrainState) -> None:
         # without dev data there is no best/: the last step's adapters are the result whatever `select` says
         chosen = "best" if config.select == "best" and (run.out / "best").is_dir() else "final"
         write_stage_result(run.out, config.select, chosen,
-                           {"step": state.step, "best_dev_ppl": state.best if math.isfinite(state.best) else None})
+                           {"step": state.step, "best_dev_ppl": state.best if math.isfinite(state.best) else None,
+                            "elapsed_s": state.elapsed})
         if run.processor.truncated:
             limits = {"source": config.max_source_length, "prompt": config.max_prompt_length,
                       "target": config.max_target_length}
@@ -322,7 +333,6 @@ def finish(run: Run, state: TrainState) -> None:
     run.accelerator.wait_for_everyone()
 
 
-@torch.no_grad()
 @torch.no_grad()  # no activations kept for a backward pass that never comes
 def dev_perplexity(model: torch.nn.Module, batcher: Batcher, examples: list[TrainExample], batch_size: int,
                    accelerator: Any) -> float:
