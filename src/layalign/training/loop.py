@@ -7,11 +7,13 @@ token of the global batch (token-weighted, as if it were one batch), so 2 proces
 
 Output directory:
     train_config.yaml     the recipe as run (overrides applied)
-    train_log.jsonl       one line per logged step and per dev evaluation
+    train_log.jsonl       one line per logged step (loss, lr, ..., elapsed_s: training time over all the
+                          stage's runs) and per dev evaluation
     checkpoints/step-N/   see `layalign.training.checkpoint`
     best/                 the adapters with the lowest dev perplexity
     final/                the adapters after the last step
-    stage_result.json     which of the two is the stage's result (`select`): what the next stage starts from
+    stage_result.json     which of the two is the stage's result (`select`): what the next stage starts from,
+                          and the stage's step, best dev perplexity and elapsed_s
 """
 
 from __future__ import annotations
