@@ -13,6 +13,16 @@ from layalign.training import train
 from training_helpers import adapters, log, recipe, save_tiny_pair
 
 
+def kill_at(killed: int):
+    """An on_step callback that stops the run after optimiser step `killed`, as a kill would."""
+
+    def on_step(step: int) -> None:
+        if step == killed:
+            raise RuntimeError("killed")
+
+    return on_step
+
+
 @pytest.fixture(scope="module")
 def pair(tmp_path_factory) -> dict[str, str]:
     return save_tiny_pair(tmp_path_factory.mktemp("tiny"))
@@ -21,13 +31,9 @@ def pair(tmp_path_factory) -> dict[str, str]:
 def test_kill_and_resume_ends_where_an_uninterrupted_run_ends(pair, tmp_path):
     whole = train(recipe(pair, tmp_path / "whole", max_steps=8, gradient_accumulation_steps=2))
 
-    def kill_at_step_6(step: int) -> None:
-        if step == 6:
-            raise RuntimeError("killed")
-
     settings = dict(max_steps=8, gradient_accumulation_steps=2, save_every=4)
     with pytest.raises(RuntimeError, match="killed"):
-        train(recipe(pair, tmp_path / "killed", **settings), on_step=kill_at_step_6)
+        train(recipe(pair, tmp_path / "killed", **settings), on_step=kill_at(6))
     assert [d.name for d in (tmp_path / "killed" / "checkpoints").iterdir()] == ["step-4"]
     with pytest.raises(ValueError, match="--resume"):
         train(recipe(pair, tmp_path / "killed", **settings))  # never silently overwrite a run
@@ -44,13 +50,9 @@ def test_the_training_time_goes_on_from_the_checkpoint(pair, tmp_path, recorded)
     """elapsed_s (train_log, stage_result.json) sums a resumed stage's runs; it is None where a checkpoint written
     before it was recorded leaves the earlier runs' time unknown, rather than a number too small."""
 
-    def kill_at_step_3(step: int) -> None:
-        if step == 3:
-            raise RuntimeError("killed")
-
     settings = dict(max_steps=4, save_every=2, log_every=1)
     with pytest.raises(RuntimeError, match="killed"):
-        train(recipe(pair, tmp_path / "run", **settings), on_step=kill_at_step_3)
+        train(recipe(pair, tmp_path / "run", **settings), on_step=kill_at(3))
     state_file = tmp_path / "run" / "checkpoints" / "step-2" / "trainer_state.json"
     state = json.loads(state_file.read_text())
     assert isinstance(state["elapsed_s"], float) and state["elapsed_s"] >= 0
