@@ -369,21 +369,24 @@ def run_unit(unit: Unit, settings: Settings, work_root: Path, results_root: Path
     phases = _read_json(work / PHASES_FILE, {})
     commands: list[dict] = []
 
-    def phase(name: str, argv: list[str] | None, done: bool, action=None, stage_dir: Path | None = None) -> None:
+    def phase(name: str, argv: list[str] | None, done: bool, action=None, stage_dir: Path | None = None,
+              predictions: Path | None = None) -> None:
         command = f"layalign {shlex.join(argv)}" if argv else None
         if command:
             commands.append({"phase": name, "command": command})
         if done and name in phases:
             return
-        # a training stage that an earlier run left with checkpoints: this run's seconds are only its last part
-        resumed = stage_dir is not None and not done and any((stage_dir / "checkpoints").glob("step-*"))
+        # a training stage that an earlier run left with checkpoints, or an evaluation with saved predictions: this
+        # run's seconds are only its last part
+        resumed = not done and (stage_dir is not None and any((stage_dir / "checkpoints").glob("step-*"))
+                                or predictions is not None and predictions.is_file() and predictions.stat().st_size > 0)
         start = time.time()
         if not done:
             runner(argv, work / "logs" / f"{name}.log") if argv else action()
         phases[name] = {"seconds": round(time.time() - start, 1) if not done else None,
                         "finished": time.strftime("%Y-%m-%dT%H:%M:%S")}
-        if resumed:  # the stage's training time over all its runs, where its checkpoints recorded it (else None)
-            result = _read_json(stage_dir / "stage_result.json", {})
+        if resumed:  # a training stage's time over all its runs, where its checkpoints recorded it (else None)
+            result = _read_json(stage_dir / "stage_result.json", {}) if stage_dir is not None else {}
             phases[name] |= {"resumed": True, "stage_elapsed_s": result.get("elapsed_s")}
         (work / PHASES_FILE).write_text(json.dumps(phases, indent=1) + "\n", encoding="utf-8")
 
@@ -396,7 +399,8 @@ def run_unit(unit: Unit, settings: Settings, work_root: Path, results_root: Path
     scorings = settings.the_study.scorings
     for scoring in scorings:
         out = work / "eval" / f"{scoring}-lenient"
-        phase(f"eval-{scoring}", eval_argv(unit, scoring, model, settings, out), eval_done(out, rows))
+        phase(f"eval-{scoring}", eval_argv(unit, scoring, model, settings, out), eval_done(out, rows),
+              predictions=out / "predictions.jsonl")
 
     def rescore_all() -> None:
         for scoring in scorings:

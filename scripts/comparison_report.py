@@ -286,7 +286,7 @@ def training_section(done: dict[str, dict]) -> list[str]:
             lines.append(f"| {record['unit']} | {stage_dir.name} | {steps} | {_mean(losses[:10])} | "
                          f"{_mean(losses[-10:])} | {f'{dev[0]:.2f} -> {min(dev):.2f}' if dev else '–'} | {result} | "
                          f"{_fmt(seconds / 60 if seconds else None)}{mark} |")
-    if any((p or {}).get("resumed") for r in done.values() for p in r["phases"].values()):
+    if any((p or {}).get("resumed") for r in done.values() for n, p in r["phases"].items() if n.startswith("train-")):
         lines += ["", f"{RESUMED}, {PARTIAL}: a resumed stage, as under the wall-time table below."]
     return lines + [""]
 
@@ -314,8 +314,10 @@ def wall_time_section(done: dict[str, dict]) -> list[str]:
                      "(elapsed_s in its stage_result.json; without model loading, and without the steps a killed run "
                      "did after its last checkpoint).")
     if PARTIAL in marks:
-        lines.append(f"{PARTIAL} A training stage resumed from a checkpoint written before runs recorded their time: "
-                     "the last run's time only, so a lower bound (as is the unit's total).")
+        lines.append(f"{PARTIAL} A phase resumed where an earlier run stopped, without a record of the earlier runs' "
+                     "time (a training stage resumed from a checkpoint written before runs recorded it, or an "
+                     "evaluation resumed from its saved predictions): the last run's time only, so a lower bound (as "
+                     "is the unit's total).")
     return lines + [""]
 
 
@@ -323,7 +325,7 @@ RESUMED, PARTIAL = "†", "‡"
 
 
 def phase_seconds(phase: dict) -> tuple[float | None, str]:
-    """A phase's wall time for the table, and its mark: a resumed training stage counts all its runs where known."""
+    """A phase's wall time for the table, and its mark: a resumed phase counts all its runs where known."""
     if not phase.get("resumed"):
         return phase.get("seconds"), ""
     if phase.get("stage_elapsed_s") is not None:

@@ -178,6 +178,23 @@ def test_dry_run_of_two_units_then_resume_then_report(tiny_setup, monkeypatch):
                      "--resamples", "200"]) == 0
     assert "† A training stage resumed from a checkpoint" in out.read_text()
 
+    # an evaluation killed after some batches resumes from its predictions; only the last run's time is known
+    shutil.rmtree(unit)
+    choices = work / "layalign-s0" / "eval" / "choices-lenient"
+    (choices / "results.json").unlink()
+    kept = (choices / "predictions.jsonl").read_text().splitlines()[:1]
+    (choices / "predictions.jsonl").write_text(kept[0] + "\n")
+    phases_file.write_text(json.dumps({k: v for k, v in json.loads(phases_file.read_text()).items()
+                                       if k != "eval-choices"}))
+    assert cmp.main(run) == 0
+    record = json.loads((unit / "unit.json").read_text())
+    assert record["phases"]["eval-choices"] == record["phases"]["eval-choices"] | {"resumed": True,
+                                                                                    "stage_elapsed_s": None}
+    assert len((unit / "eval" / "choices" / "predictions.jsonl").read_text().splitlines()) == 4
+    assert cmp.main(["report", "--dry-run", "--work", str(work), "--results", str(results), "--out", str(out),
+                     "--resamples", "200"]) == 0
+    assert "‡ A phase resumed where an earlier run stopped" in out.read_text()
+
 
 def test_wall_times_of_resumed_stages_are_marked():
     load_script()
