@@ -8,9 +8,10 @@ new unit would change), then the details.
 
 Per measure (choice scoring; generation under the lenient and the paper protocol): accuracy per language and seed,
 the mean and spread over seeds, and for every pair of systems the paired difference on the same rows with a
-bootstrap 95 % interval that resamples XNLI items (a dev row with its 15 translations), seeds averaged first
-(`layalign.evaluation.statistics`). "How a unit is run" includes docs/results/comparison/how-a-unit-is-run.md
-(written by hand: the defaults and why) and profile.md (written by scripts/comparison_profile.py) as they are.
+bootstrap 95 % interval that resamples XNLI items (a dev row with its 15 translations), seeds averaged first, and a
+second one that resamples each system's seeds as well (`layalign.evaluation.statistics`). "How a unit is run"
+includes docs/results/comparison/how-a-unit-is-run.md (written by hand: the defaults and why) and profile.md (written by
+scripts/comparison_profile.py) as they are.
 
 The same generator writes the maths study's report (`report --study math`: docs/results/reproduction-math.md, charts in
 docs/results/comparison-math/): generation only, MGSM's 11 languages (an item is one MGSM question with its 11
@@ -33,7 +34,15 @@ import yaml
 
 from layalign.evaluation.report import AVG, markdown_table, paper_average_column, table_rows, truncation_note
 from layalign.evaluation.scoring import extract_answer, is_correct
-from layalign.evaluation.statistics import Interval, aligned, correctness, describe, paired_bootstrap, seed_summary
+from layalign.evaluation.statistics import (
+    Interval,
+    aligned,
+    correctness,
+    describe,
+    paired_bootstrap,
+    seed_and_item_bootstrap,
+    seed_summary,
+)
 from layalign.tasks import get_task
 
 XNLI = get_task("xnli")
@@ -104,7 +113,7 @@ def by_system(done: dict[str, dict], study: cmp.Study = cmp.XNLI_STUDY) -> dict[
 
 
 def accuracy_section(done: dict[str, dict], measure: tuple[str, str, str], figures: Path, slug: str,
-                     pairs: list[tuple[str, str, Interval]], resamples: int, out_dir: Path,
+                     pairs: list[Pair], resamples: int, out_dir: Path,
                      study: cmp.Study = cmp.XNLI_STUDY) -> list[str]:
     scoring, protocol, title = measure
     task, text = get_task(study.benchmark), TEXTS[study.name]
@@ -155,40 +164,51 @@ def accuracy_section(done: dict[str, dict], measure: tuple[str, str, str], figur
     return lines
 
 
+Pair = tuple[str, str, Interval, Interval]  # system A, system B, A - B over items, and over seeds and items
+
+
 def paired_differences(systems: dict[str, list[dict]], scoring: str, protocol: str,
-                       resamples: int, benchmark: str = "xnli") -> list[tuple[str, str, Interval]]:
-    """(system A, system B, interval of A - B) for every pair of systems with finished units, the fusion systems
-    first ("LayAlign - X"), on the rows every unit of both answered."""
+                       resamples: int, benchmark: str = "xnli") -> list[Pair]:
+    """(system A, system B, interval of A - B resampling items, the same resampling seeds too) for every pair of
+    systems with finished units, the fusion systems first ("LayAlign - X"), on the rows every unit of both
+    answered."""
     cells = {name: [correctness(judged(r["rows"][scoring], protocol, benchmark)) for r in records]
              for name, records in systems.items()}
     pairs = []
     for a, b in itertools.combinations(list(systems)[::-1], 2):
-        (ma, mb), _, _ = aligned([cells[a], cells[b]])
-        pairs.append((a, b, paired_bootstrap(ma, mb, resamples=resamples, seed=0)))
+        (ma, mb), _, _ = aligned([cells[a], cells[b]], keep_seeds=True)
+        pairs.append((a, b, paired_bootstrap(ma, mb, resamples=resamples, seed=0),
+                      seed_and_item_bootstrap(ma, mb, resamples=resamples, seed=0)))
     return pairs
 
 
-def pairs_section(systems: dict[str, list[dict]], pairs: list[tuple[str, str, Interval]],
+def pairs_section(systems: dict[str, list[dict]], pairs: list[Pair],
                   resamples: int, study: cmp.Study = cmp.XNLI_STUDY) -> list[str]:
     if not pairs:
         return ["(Paired differences need two systems with finished units.)", ""]
-    table = ["| A | B | A - B (points) | 95 % interval | items x languages | excludes 0 |",
-             "|---|---|---:|---|---|---|"]
+    table = ["| A | B | A - B (points) | 95 % interval, items | excludes 0 | 95 % interval, seeds and items | "
+             "excludes 0 | items x languages |", "|---|---|---:|---|---|---|---|---|"]
     sentences = []
-    for a, b, result in pairs:
+    for a, b, result, over_seeds in pairs:
         la, lb = study.systems[a].label, study.systems[b].label
-        table.append(f"| {la} | {lb} | {100 * result.difference:+.1f} | [{100 * result.low:+.1f}, "
-                     f"{100 * result.high:+.1f}] | {result.items} x {result.languages} | "
-                     f"{'yes' if result.excludes_zero else 'no'} |")
+        table.append(f"| {la} | {lb} | {100 * result.difference:+.1f} | {_bounds(result)} | "
+                     f"{'yes' if result.excludes_zero else 'no'} | {_bounds(over_seeds)} | "
+                     f"{'yes' if over_seeds.excludes_zero else 'no'} | {result.items} x {result.languages} |")
         seeds = f" ({len(systems[a])} vs {len(systems[b])} seeds, averaged per row first)"
         sentences.append(f"- {describe(result, la, lb)[:-1]}{seeds}.")
     item = "a dev row" if study.benchmark == "xnli" else "a question"
     return [f"Paired differences on the same rows: the bootstrap resamples items ({item} with all its "
-            f"translations) {resamples:,} times, each system's seeds averaged per row first:", "", *table, "",
-            *sentences, ""]
+            f"translations) {resamples:,} times, each system's seeds averaged per row first. The second interval "
+            "also resamples each system's seeds (with replacement, before the items), so it holds the training "
+            "noise as well: with two or three seeds that part is rough, and a one-seed system adds none.", "",
+            *table, "", *sentences, ""]
 
 
-def findings_section(done: dict[str, dict], pairs: dict[tuple[str, str], list[tuple[str, str, Interval]]],
+def _bounds(interval: Interval) -> str:
+    return f"[{100 * interval.low:+.1f}, {100 * interval.high:+.1f}]"
+
+
+def findings_section(done: dict[str, dict], pairs: dict[tuple[str, str], list[Pair]],
                      units: list[cmp.Unit], missing: list[cmp.Unit], study: cmp.Study = cmp.XNLI_STUDY) -> list[str]:
     """What the finished units show, in sentences computed from them: each system's average per measure (mean over
     its seeds, with their range), then per measure which paired differences exceed the noise and which do not."""
@@ -211,14 +231,15 @@ def findings_section(done: dict[str, dict], pairs: dict[tuple[str, str], list[tu
         found = pairs[measure[:2]]
         if not found:
             continue
-        clear = [describe(r, label[a].label, label[b].label) for a, b, r in found if r.excludes_zero]
-        noise = [f"{label[a].label} vs {label[b].label} ({100 * r.difference:+.1f}, "
-                 f"[{100 * r.low:+.1f}, {100 * r.high:+.1f}])" for a, b, r in found if not r.excludes_zero]
+        clear = [describe(r, label[a].label, label[b].label)[:-1] + _over_seeds(s, len(systems[a]), len(systems[b]))
+                 for a, b, r, s in found if r.excludes_zero]
+        noise = [f"{label[a].label} vs {label[b].label} ({100 * r.difference:+.1f}, {_bounds(r)})"
+                 for a, b, r, s in found if not r.excludes_zero]
         verb = "differs" if len(clear) == 1 else "differ"
         lines += [f"**{_measure_name(measure).capitalize()}.** Of {len(found)} pairs, {len(clear)} {verb} beyond the "
-                  "noise (the 95 % interval excludes 0)" + (":" if clear else "."), ""]
+                  "item noise (the 95 % interval over items excludes 0)" + (":" if clear else "."), ""]
         lines += [f"- {sentence}" for sentence in clear] + ([""] if clear else [])
-        lines += [f"Within the noise (the interval contains 0): {'; '.join(noise)}.", ""] if noise else []
+        lines += [f"Within the item noise (the interval contains 0): {'; '.join(noise)}.", ""] if noise else []
     planned = {name: sum(u.system.name == name for u in units) for name in systems}
     fewer = [label[name].label for name, records in systems.items() if len(records) < planned[name]]
     if missing:
@@ -227,6 +248,15 @@ def findings_section(done: dict[str, dict], pairs: dict[tuple[str, str], list[tu
                      if fewer else "")
                   + "systems without a finished unit are absent from these sentences.", ""]
     return lines
+
+
+def _over_seeds(interval: Interval, seeds_a: int, seeds_b: int) -> str:
+    """The clause that says whether a difference beyond the item noise also holds when seeds are resampled."""
+    if seeds_a == 1 and seeds_b == 1:
+        return " (one seed each: the seed noise is not measured)."
+    verdict = "holds" if interval.excludes_zero else "does not hold"
+    return (f"; resampling seeds too, it {verdict} ({_bounds(interval)}, {seeds_a} vs {seeds_b} seeds"
+            + ("; a one-seed system adds no seed noise" if 1 in (seeds_a, seeds_b) else "") + ").")
 
 
 def _measure_name(measure: tuple[str, str, str]) -> str:

@@ -11,6 +11,7 @@ from layalign.evaluation.statistics import (
     describe,
     item_of_id,
     paired_bootstrap,
+    seed_and_item_bootstrap,
     seed_summary,
 )
 
@@ -78,6 +79,32 @@ def test_rows_become_item_by_language_matrices_over_the_shared_cells():
     assert items == ["0", "1", "2"] and langs == ["en", "sw"]
     assert ma.tolist() == [[1, 1], [1, 0], [1, 1]] and mb.tolist() == [[0, 1], [0, 1], [0, 1]]
     assert item_of_id("xnli-zh-17") == "17"
+
+
+def test_resampling_seeds_too_keeps_the_estimate_and_adds_the_seed_noise():
+    rng = np.random.default_rng(3)
+    a, b = rng.integers(0, 2, size=(3, 80, 15)).astype(float), rng.integers(0, 2, size=(2, 80, 15)).astype(float)
+    items, both = paired_bootstrap(a, b, resamples=2000), seed_and_item_bootstrap(a, b, resamples=2000)
+    assert both.difference == pytest.approx(items.difference) and (both.items, both.languages) == (80, 15)
+    # one seed each: no seed noise, and the same item draws, so the same interval
+    one, ref = seed_and_item_bootstrap(a[:1], b[:1], resamples=2000), paired_bootstrap(a[:1], b[:1], resamples=2000)
+    assert (one.low, one.high) == pytest.approx((ref.low, ref.high))
+    # seeds that disagree completely: averaged first they look like a sure tie; resampled, anything between
+    split = np.stack([np.ones((40, 15)), np.zeros((40, 15))])
+    tie = np.full((1, 40, 15), 0.5)
+    assert paired_bootstrap(split, tie, resamples=2000).high == 0.0
+    wide = seed_and_item_bootstrap(split, tie, resamples=2000)
+    assert (wide.difference, wide.low, wide.high) == (0.0, -0.5, 0.5) and not wide.excludes_zero
+    with pytest.raises(ValueError, match="same rows"):
+        seed_and_item_bootstrap(a, b[:, :40], resamples=10)
+
+
+def test_aligned_can_keep_the_seeds_apart():
+    seeds = [{("1", "en"): 1.0, ("2", "en"): 0.0}, {("1", "en"): 0.0, ("2", "en"): 0.0}]
+    (kept,), items, langs = aligned([seeds], keep_seeds=True)
+    assert kept.shape == (2, 2, 1) and kept[:, 0, 0].tolist() == [1.0, 0.0] and (items, langs) == (["1", "2"], ["en"])
+    (mean,), _, _ = aligned([seeds])
+    assert mean.tolist() == [[0.5], [0.0]]
 
 
 def test_seed_summary():

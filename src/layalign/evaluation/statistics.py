@@ -4,6 +4,8 @@ The unit of resampling is the *item*: on XNLI one dev row translated into 15 lan
 item are not 15 independent draws (an item that is hard in English tends to be hard in Swahili), so the bootstrap
 resamples item ids and keeps every language of an item together; resampling rows would understate the interval.
 Seeds are averaged first (per item and language), so the interval is over items, for the seed-averaged systems.
+`seed_and_item_bootstrap` also resamples each system's seeds, so that its interval holds the seed-to-seed noise too
+(training noise: which seed is drawn); with two or three seeds that part is rough, and a one-seed system adds none.
 
 numpy only; every random draw comes from a `numpy.random.Generator` seeded by the caller.
 """
@@ -47,11 +49,12 @@ def correctness(rows: Iterable[dict], item_of: Callable[[str], str] = item_of_id
     return {(item_of(row["id"]), str(row["lang"])): float(judge(row)) for row in rows}
 
 
-def aligned(systems: Sequence[Sequence[dict[tuple[str, str], float]]]) -> tuple[list[np.ndarray], list[str],
-                                                                                   list[str]]:
-    """Each system's seeds averaged into one (items, languages) matrix, over the items and languages that every
-    seed of every system answered (a paired comparison uses the same rows only). Returns (matrices, items,
-    languages); items and languages in sorted order (items numerically when they are numbers)."""
+def aligned(systems: Sequence[Sequence[dict[tuple[str, str], float]]], keep_seeds: bool = False
+            ) -> tuple[list[np.ndarray], list[str], list[str]]:
+    """Each system's seeds averaged into one (items, languages) matrix (with keep_seeds, stacked into a (seeds,
+    items, languages) one), over the items and languages that every seed of every system answered (a paired
+    comparison uses the same rows only). Returns (matrices, items, languages); items and languages in sorted order
+    (items numerically when they are numbers)."""
     cells = [set(c) for seeds in systems for c in seeds]
     if not cells:
         raise ValueError("no system to align")
@@ -61,9 +64,9 @@ def aligned(systems: Sequence[Sequence[dict[tuple[str, str], float]]]) -> tuple[
     items = sorted({item for item, _ in common if all((item, lang) in common for lang in langs)}, key=_sort_key)
     if not items:
         raise ValueError("the systems share no item answered in every language")
-    matrices = [np.mean([[[seed[(item, lang)] for lang in langs] for item in items] for seed in seeds], axis=0)
-                for seeds in systems]
-    return matrices, items, langs
+    stacks = [np.array([[[seed[(item, lang)] for lang in langs] for item in items] for seed in seeds])
+              for seeds in systems]
+    return (stacks if keep_seeds else [stack.mean(axis=0) for stack in stacks]), items, langs
 
 
 def paired_bootstrap(a: np.ndarray, b: np.ndarray, resamples: int = DEFAULT_RESAMPLES, seed: int = 0,
@@ -87,6 +90,33 @@ def paired_bootstrap(a: np.ndarray, b: np.ndarray, resamples: int = DEFAULT_RESA
     low, high = np.quantile(means, [tail, 1 - tail])
     return Interval(difference=float(per_item.mean()), low=float(low), high=float(high), level=level, items=n,
                     languages=a.shape[1], resamples=resamples)
+
+
+def seed_and_item_bootstrap(a: np.ndarray, b: np.ndarray, resamples: int = DEFAULT_RESAMPLES, seed: int = 0,
+                            level: float = 0.95) -> Interval:
+    """As `paired_bootstrap`, but each resample also draws each system's seeds with replacement (independently: the
+    systems' seeds are not paired) before the items (the same items for both: they are paired). a, b: (seeds,
+    items, languages) correctness matrices with the same items and languages; a system with one seed adds no seed
+    noise. The point estimate is the same as `paired_bootstrap`'s."""
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if a.ndim != 3 or b.ndim != 3 or a.shape[1:] != b.shape[1:] or 0 in a.shape or 0 in b.shape:
+        raise ValueError(f"expected two (seeds, items, languages) matrices on the same rows, got {a.shape} and "
+                         f"{b.shape}")
+    if not 0 < level < 1:
+        raise ValueError(f"level must be between 0 and 1, got {level}")
+    per_seed_a, per_seed_b = a.mean(axis=2), b.mean(axis=2)  # (seeds, items): each item over its languages
+    n = a.shape[1]
+    rng = np.random.default_rng(seed)
+    items = rng.integers(0, n, size=(resamples, n))
+    means = []
+    for per_seed in (per_seed_a, per_seed_b):
+        by_seed = per_seed[:, items].mean(axis=2)  # (seeds, resamples): each seed's mean over the drawn items
+        drawn = rng.integers(0, per_seed.shape[0], size=(resamples, per_seed.shape[0]))
+        means.append(by_seed[drawn, np.arange(resamples)[:, None]].mean(axis=1))
+    tail = (1 - level) / 2
+    low, high = np.quantile(means[0] - means[1], [tail, 1 - tail])
+    return Interval(difference=float(per_seed_a.mean() - per_seed_b.mean()), low=float(low), high=float(high),
+                    level=level, items=n, languages=a.shape[2], resamples=resamples)
 
 
 def seed_summary(values: Sequence[float]) -> dict[str, float | int | None]:
