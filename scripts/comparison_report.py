@@ -387,6 +387,8 @@ def fusion_section(done: dict[str, dict], figures: Path, out_dir: Path,
                         "keeps runs/ "
                         "to draw them.", ""]
     png = plot(weights, figures / f"fusion-{best['unit']}.png")
+    for stale in set(figures.glob("fusion-*.png")) - {png}:  # the chart of an earlier best unit
+        stale.unlink()
     return lines + ["", f"![gates and layer mix of {best['unit']}]({_link(png, out_dir)})", "", "```",
                     describe_fusion(weights), "```", ""]
 
