@@ -46,6 +46,7 @@ from layalign.evaluation.statistics import (
 from layalign.tasks import get_task
 
 XNLI = get_task("xnli")
+Pair = tuple[str, str, Interval, Interval]  # system A, system B, A - B over items, and over seeds and items
 MEASURES = (("choices", "lenient", "choice scoring (the most likely label word)"),
             ("generate", "lenient", "generation, lenient protocol (the first label word in the output)"),
             ("generate", "paper", "generation, paper protocol (the stripped output equals the label word)"))
@@ -162,9 +163,6 @@ def accuracy_section(done: dict[str, dict], measure: tuple[str, str, str], figur
     # paired differences
     lines += pairs_section(systems, pairs, resamples, study)
     return lines
-
-
-Pair = tuple[str, str, Interval, Interval]  # system A, system B, A - B over items, and over seeds and items
 
 
 def paired_differences(systems: dict[str, list[dict]], scoring: str, protocol: str,

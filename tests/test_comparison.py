@@ -209,6 +209,18 @@ def test_wall_times_of_resumed_stages_are_marked():
     assert "| u-s0 | 10.0† | 2.0 | 12.0 | 2 / 1 |" in text and "lower bound" not in text
 
 
+def test_a_difference_beyond_the_item_noise_says_whether_it_holds_over_seeds():
+    load_script()
+    import comparison_report as report
+
+    from layalign.evaluation.statistics import Interval
+
+    wide, narrow = Interval(0.05, -0.01, 0.11, 0.95, 200, 15, 100), Interval(0.05, 0.02, 0.08, 0.95, 200, 15, 100)
+    assert report._over_seeds(wide, 3, 3) == "; resampling seeds too, it does not hold ([-1.0, +11.0], 3 vs 3 seeds)."
+    assert report._over_seeds(narrow, 3, 1).startswith("; resampling seeds too, it holds ([+2.0, +8.0], 3 vs 1 seeds;")
+    assert "not measured" in report._over_seeds(narrow, 1, 1)
+
+
 def test_status_lists_missing_units_with_the_command(tmp_path, capsys):
     cmp = load_script()
     (tmp_path / "units" / "layalign-s0").mkdir(parents=True)
