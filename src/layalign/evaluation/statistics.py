@@ -79,16 +79,13 @@ def paired_bootstrap(a: np.ndarray, b: np.ndarray, resamples: int = DEFAULT_RESA
     a, b = _matrix(a), _matrix(b)
     if a.shape != b.shape:
         raise ValueError(f"the systems' matrices differ in shape: {a.shape} and {b.shape}")
-    if not 0 < level < 1:
-        raise ValueError(f"level must be between 0 and 1, got {level}")
+    _check_level(level)
     per_item = (a - b).mean(axis=1)  # the item's difference over its languages: what is resampled
     n = per_item.shape[0]
     rng = np.random.default_rng(seed)
     draws = rng.integers(0, n, size=(resamples, n))
-    means = per_item[draws].mean(axis=1)
-    tail = (1 - level) / 2
-    low, high = np.quantile(means, [tail, 1 - tail])
-    return Interval(difference=float(per_item.mean()), low=float(low), high=float(high), level=level, items=n,
+    low, high = _percentiles(per_item[draws].mean(axis=1), level)
+    return Interval(difference=float(per_item.mean()), low=low, high=high, level=level, items=n,
                     languages=a.shape[1], resamples=resamples)
 
 
@@ -102,8 +99,7 @@ def seed_and_item_bootstrap(a: np.ndarray, b: np.ndarray, resamples: int = DEFAU
     if a.ndim != 3 or b.ndim != 3 or a.shape[1:] != b.shape[1:] or 0 in a.shape or 0 in b.shape:
         raise ValueError(f"expected two (seeds, items, languages) matrices on the same rows, got {a.shape} and "
                          f"{b.shape}")
-    if not 0 < level < 1:
-        raise ValueError(f"level must be between 0 and 1, got {level}")
+    _check_level(level)
     per_seed_a, per_seed_b = a.mean(axis=2), b.mean(axis=2)  # (seeds, items): each item over its languages
     n = a.shape[1]
     rng = np.random.default_rng(seed)
@@ -113,9 +109,8 @@ def seed_and_item_bootstrap(a: np.ndarray, b: np.ndarray, resamples: int = DEFAU
         by_seed = per_seed[:, items].mean(axis=2)  # (seeds, resamples): each seed's mean over the drawn items
         drawn = rng.integers(0, per_seed.shape[0], size=(resamples, per_seed.shape[0]))
         means.append(by_seed[drawn, np.arange(resamples)[:, None]].mean(axis=1))
-    tail = (1 - level) / 2
-    low, high = np.quantile(means[0] - means[1], [tail, 1 - tail])
-    return Interval(difference=float(per_seed_a.mean() - per_seed_b.mean()), low=float(low), high=float(high),
+    low, high = _percentiles(means[0] - means[1], level)
+    return Interval(difference=float(per_seed_a.mean() - per_seed_b.mean()), low=low, high=high,
                     level=level, items=n, languages=a.shape[2], resamples=resamples)
 
 
@@ -137,6 +132,18 @@ def describe(interval: Interval, a: str, b: str, unit: float = 100.0) -> str:
     if interval.high < 0:
         return f"{a} is worse than {b}: {where}; the interval excludes 0."
     return f"{a} and {b} are not distinguishable: {where}; the interval contains 0."
+
+
+def _check_level(level: float) -> None:
+    if not 0 < level < 1:
+        raise ValueError(f"level must be between 0 and 1, got {level}")
+
+
+def _percentiles(draws: np.ndarray, level: float) -> tuple[float, float]:
+    """The percentile interval of the bootstrap draws at `level` (0.95: the 2.5th and 97.5th percentiles)."""
+    tail = (1 - level) / 2
+    low, high = np.quantile(draws, [tail, 1 - tail])
+    return float(low), float(high)
 
 
 def _matrix(x: np.ndarray) -> np.ndarray:
