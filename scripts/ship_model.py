@@ -49,10 +49,9 @@ def seed_scores(units: Path) -> dict[str, float]:
     return {d.name: dev_scores(d)["choices"]["lenient"]["average"] for d in finished}
 
 
-def best_unit(units: Path) -> Path:
-    """The finished LayAlign unit with the highest XNLI dev accuracy by choice scoring (lenient); ties: lower seed."""
-    scores = seed_scores(units)
-    return units / max(scores, key=scores.get)  # max keeps the first of equals: the lower seed
+def best_unit(scores: dict[str, float]) -> str:
+    """The unit of `seed_scores` with the highest XNLI dev accuracy by choice scoring (lenient); ties: lower seed."""
+    return max(scores, key=scores.get)  # max keeps the first of equals: the lower seed
 
 
 def build_card(name: str, unit_dir: Path, record: dict, scores: dict, seeds: dict[str, float]) -> dict:
@@ -134,12 +133,13 @@ def main(argv: list[str] | None = None) -> int:
     from layalign.pretrained import CARD, REGRESSION, SHIPPED_DIR, regression_rows
     from layalign.systems import load_system
 
-    unit_dir = args.units / args.unit if args.unit else best_unit(args.units)
+    seeds = seed_scores(args.units)
+    unit_dir = args.units / (args.unit or best_unit(seeds))
     record = json.loads((unit_dir / "unit.json").read_text("utf-8"))
     model_dir = Path(record["model_dir"])
     if not (model_dir / ADAPTER_NAME).is_file():
         raise SystemExit(f"{model_dir} (the unit's model) is not here: ship on the machine that ran {unit_dir.name}")
-    card = build_card(args.name, unit_dir, record, dev_scores(unit_dir), seed_scores(args.units))
+    card = build_card(args.name, unit_dir, record, dev_scores(unit_dir), seeds)
 
     def build(folder: Path) -> None:
         for file in (ADAPTER_NAME, CONFIG_NAME):
