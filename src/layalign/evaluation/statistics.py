@@ -1,4 +1,5 @@
-"""Statistics of a comparison between systems evaluated on the same rows: seed summaries and a paired bootstrap.
+"""Statistics of a comparison between systems evaluated on the same rows: seed summaries, a paired bootstrap, a
+seed-level t-interval, Holm's correction across a table's pairs and the verdict drawn from them.
 
 The unit of resampling is the *item*: on XNLI one dev row translated into 15 languages. The 15 translations of an
 item are not 15 independent draws (an item that is hard in English tends to be hard in Swahili), so the bootstrap
@@ -6,12 +7,18 @@ resamples item ids and keeps every language of an item together; resampling rows
 Seeds are averaged first (per item and language), so the interval is over items, for the seed-averaged systems.
 `seed_and_item_bootstrap` also resamples each system's seeds, so that its interval holds the seed-to-seed noise too
 (training noise: which seed is drawn); with two or three seeds that part is rough, and a one-seed system adds none.
+`seed_level_interval` is the honest interval for the seed noise with 2-5 seeds (its docstring says why).
 
-numpy only; every random draw comes from a `numpy.random.Generator` seeded by the caller.
+A table of pairs makes many comparisons: `holm` adjusts their p-values together, and `verdict` says "differs" only
+when the adjusted p-value is below alpha.
+
+numpy and the standard library only (the t distribution is computed here, so scipy is not a dependency); every random
+draw comes from a `numpy.random.Generator` seeded by the caller.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
@@ -20,17 +27,26 @@ import numpy as np
 DEFAULT_RESAMPLES = 10_000
 
 
+DIFFERS, NO_DIFFERENCE = "differs", "no difference shown"
+
+
 @dataclass(frozen=True)
 class Interval:
-    """A paired difference (a - b, as a fraction: 0.05 = 5 points) and its bootstrap interval."""
+    """A difference a - b (as a fraction: 0.05 = 5 points), its interval and the two-sided p-value for "a - b == 0".
+
+    A bootstrap interval names its items, languages and resamples; a seed-level one (`seed_level_interval`) has
+    None there and names its seeds and degrees of freedom instead."""
 
     difference: float
     low: float
     high: float
     level: float
-    items: int
-    languages: int
-    resamples: int
+    items: int | None
+    languages: int | None
+    resamples: int | None
+    p_value: float | None = None
+    seeds: tuple[int, int] | None = None
+    df: float | None = None
 
     @property
     def excludes_zero(self) -> bool:
@@ -75,7 +91,7 @@ def paired_bootstrap(a: np.ndarray, b: np.ndarray, resamples: int = DEFAULT_RESA
     (rows of the matrices) with replacement and keeping each item's languages (columns) together.
 
     a, b: (items, languages) correctness matrices, or (seeds, items, languages) ones, which are averaged over seeds
-    first. Every language weighs the same (each has every item)."""
+    first. Every language weighs the same (each has every item). The p-value is `_bootstrap_p`'s."""
     a, b = _matrix(a), _matrix(b)
     if a.shape != b.shape:
         raise ValueError(f"the systems' matrices differ in shape: {a.shape} and {b.shape}")
@@ -84,9 +100,10 @@ def paired_bootstrap(a: np.ndarray, b: np.ndarray, resamples: int = DEFAULT_RESA
     n = per_item.shape[0]
     rng = np.random.default_rng(seed)
     draws = rng.integers(0, n, size=(resamples, n))
-    low, high = _percentiles(per_item[draws].mean(axis=1), level)
+    differences = per_item[draws].mean(axis=1)
+    low, high = _percentiles(differences, level)
     return Interval(difference=float(per_item.mean()), low=low, high=high, level=level, items=n,
-                    languages=a.shape[1], resamples=resamples)
+                    languages=a.shape[1], resamples=resamples, p_value=_bootstrap_p(differences))
 
 
 def seed_and_item_bootstrap(a: np.ndarray, b: np.ndarray, resamples: int = DEFAULT_RESAMPLES, seed: int = 0,
@@ -109,9 +126,81 @@ def seed_and_item_bootstrap(a: np.ndarray, b: np.ndarray, resamples: int = DEFAU
         by_seed = per_seed[:, items].mean(axis=2)  # (seeds, resamples): each seed's mean over the drawn items
         drawn = rng.integers(0, per_seed.shape[0], size=(resamples, per_seed.shape[0]))
         means.append(by_seed[drawn, np.arange(resamples)[:, None]].mean(axis=1))
-    low, high = _percentiles(means[0] - means[1], level)
+    differences = means[0] - means[1]
+    low, high = _percentiles(differences, level)
     return Interval(difference=float(per_seed_a.mean() - per_seed_b.mean()), low=low, high=high,
-                    level=level, items=n, languages=a.shape[2], resamples=resamples)
+                    level=level, items=n, languages=a.shape[2], resamples=resamples,
+                    p_value=_bootstrap_p(differences), seeds=(a.shape[0], b.shape[0]))
+
+
+def seed_level_interval(a_seed_values: Sequence[float], b_seed_values: Sequence[float], level: float = 0.95, *,
+                        a_deterministic: bool = False, b_deterministic: bool = False) -> Interval:
+    """The difference of two systems' mean accuracies over seeds, mean(a) - mean(b), with Welch's t-interval on the
+    per-seed values (Welch-Satterthwaite degrees of freedom) and the two-sided p-value of the same t distribution.
+
+    Why not bootstrap the seeds: with n seeds the bootstrap draws from those n values, whose spread is the sample
+    variance times (n - 1) / n (half of it with two seeds), and it treats that spread as known. With two seeds it can
+    only reach the two seeds' own means, however far apart the next seed would land. Welch's interval widens by the
+    t quantile for the few degrees of freedom (12.7 for one, 4.3 for two, against 1.96 for a known spread), which is
+    what estimating a spread from 2-5 values costs; it does not assume the two systems' spreads are equal.
+
+    A system evaluated once that has no seed noise (`a_deterministic` or `b_deterministic`: a prompted LLM with
+    greedy decoding) contributes zero variance and no degrees of freedom. A trained system with one seed has an
+    unknown seed variance, so there is no seed-level interval: ValueError, as for two systems with no seed
+    variance at all (the item bootstrap is the interval then). The interval holds the seed noise on the evaluated
+    rows only; the item bootstraps hold the row noise."""
+    _check_level(level)
+    parts = []  # (n, variance of the mean) per system
+    for name, values, deterministic in (("a", a_seed_values, a_deterministic), ("b", b_seed_values, b_deterministic)):
+        x = np.asarray(values, dtype=float)
+        if x.ndim != 1 or x.size == 0:
+            raise ValueError(f"system {name}: expected a list of per-seed values, got shape {x.shape}")
+        if x.size == 1 and not deterministic:
+            raise ValueError(f"system {name} has one seed: its seed variance is unknown, so there is no seed-level "
+                             "interval (pass deterministic=True only for a system without seed noise)")
+        parts.append((x, x.var(ddof=1) / x.size if x.size > 1 else 0.0))
+    (a, var_a), (b, var_b) = parts
+    difference, variance = float(a.mean() - b.mean()), float(var_a + var_b)
+    if variance == 0:
+        raise ValueError("neither system varies over its seeds: a seed-level interval needs seed variance")
+    # Welch-Satterthwaite; a deterministic system (one value) adds no term
+    df = float(variance ** 2 / sum(v ** 2 / (x.size - 1) for x, v in parts if x.size > 1))
+    se = math.sqrt(variance)
+    half = _t_quantile(level, df) * se
+    return Interval(difference=difference, low=difference - half, high=difference + half, level=level, items=None,
+                    languages=None, resamples=None, p_value=_t_two_sided_p(difference / se, df),
+                    seeds=(a.size, b.size), df=df)
+
+
+def holm(p_values: Sequence[float]) -> list[float]:
+    """Holm-Bonferroni adjusted p-values, in the input order: the k-th smallest of m is multiplied by m - k + 1,
+    then each is raised to the largest adjusted value before it (so the order of the p-values is kept) and capped at
+    1. Rejecting where the adjusted p-value is below alpha keeps the chance of any false "differs" in the whole table
+    at most alpha, under any dependence between the pairs (they share systems and rows)."""
+    p = np.asarray(p_values, dtype=float)
+    if p.ndim != 1 or np.any(~((p >= 0) & (p <= 1))):
+        raise ValueError(f"p-values must be a list of numbers in [0, 1], got {list(p_values)}")
+    order = np.argsort(p, kind="stable")
+    scaled = np.minimum(1.0, p[order] * (p.size - np.arange(p.size)))
+    adjusted = np.empty_like(p)
+    adjusted[order] = np.maximum.accumulate(scaled)
+    return adjusted.tolist()
+
+
+def verdict(adjusted_p: float, interval: Interval, alpha: float = 0.05) -> str:
+    """"differs" when the pair's Holm-adjusted p-value is below alpha and its interval excludes 0, else "no difference
+    shown" (never "the same": a difference can be there and too small for these rows and seeds).
+
+    The interval is the one shown beside the p-value, at level 1 - alpha. Its p-value and bounds come from the same
+    draws (or t distribution), so an adjusted p-value below alpha, never smaller than the raw one, goes with an
+    interval that excludes 0; requiring both keeps the verdict from reading more than either shows where the two
+    disagree at the last draw. An adjusted p-value below the interval's own raw one is a mismatch: ValueError."""
+    if not 0 < alpha < 1:
+        raise ValueError(f"alpha must be between 0 and 1, got {alpha}")
+    if interval.p_value is not None and adjusted_p < interval.p_value:
+        raise ValueError(f"the adjusted p-value {adjusted_p} is below the interval's raw p-value "
+                         f"{interval.p_value}: they belong to different comparisons")
+    return DIFFERS if adjusted_p < alpha and interval.excludes_zero else NO_DIFFERENCE
 
 
 def seed_summary(values: Sequence[float]) -> dict[str, float | int | None]:
@@ -126,7 +215,9 @@ def seed_summary(values: Sequence[float]) -> dict[str, float | int | None]:
 def describe(interval: Interval, a: str, b: str, unit: float = 100.0) -> str:
     """One plain sentence on whether the interval excludes 0 (values in points when unit=100)."""
     d, lo, hi = (unit * v for v in (interval.difference, interval.low, interval.high))
-    where = f"{d:+.1f} points, {interval.level:.0%} interval [{lo:+.1f}, {hi:+.1f}] over {interval.items} items"
+    over = (f"{interval.items} items" if interval.items is not None
+            else f"seeds ({interval.seeds[0]} vs {interval.seeds[1]})" if interval.seeds else "seeds")
+    where = f"{d:+.1f} points, {interval.level:.0%} interval [{lo:+.1f}, {hi:+.1f}] over {over}"
     if interval.low > 0:
         return f"{a} is better than {b}: {where}; the interval excludes 0."
     if interval.high < 0:
@@ -137,6 +228,57 @@ def describe(interval: Interval, a: str, b: str, unit: float = 100.0) -> str:
 def _check_level(level: float) -> None:
     if not 0 < level < 1:
         raise ValueError(f"level must be between 0 and 1, got {level}")
+
+
+def _bootstrap_p(differences: np.ndarray) -> float:
+    """Two-sided p-value for "difference == 0" from the bootstrap's differences: twice the share of draws on the far
+    side of 0 (at or beyond it) from the point estimate's side, each count + 1 over draws + 1 so that it is never 0,
+    capped at 1. It inverts the percentile interval: p < 1 - level where that interval excludes 0. Swapping the
+    systems negates the draws and leaves it unchanged."""
+    n = differences.size + 1
+    at_or_below, at_or_above = np.count_nonzero(differences <= 0) + 1, np.count_nonzero(differences >= 0) + 1
+    return min(1.0, 2 * min(at_or_below, at_or_above) / n)
+
+
+def _t_two_sided_p(t: float, df: float) -> float:
+    """P(|T| >= |t|) for Student's t with df (any positive real) degrees of freedom: I_x(df/2, 1/2), x = df/(df+t²)."""
+    return _incomplete_beta(df / 2, 0.5, df / (df + t * t))
+
+
+def _t_quantile(level: float, df: float) -> float:
+    """The t with P(|T| <= t) = level (0.95 and df=4: 2.776), by bisection on `_t_two_sided_p`, which falls in t."""
+    low, high = 0.0, 1.0
+    while _t_two_sided_p(high, df) > 1 - level:
+        low, high = high, 2 * high
+    while high - low > 1e-12 * high:
+        mid = (low + high) / 2
+        low, high = (mid, high) if _t_two_sided_p(mid, df) > 1 - level else (low, mid)
+    return (low + high) / 2
+
+
+def _incomplete_beta(a: float, b: float, x: float) -> float:
+    """The regularised incomplete beta function I_x(a, b), by its continued fraction (modified Lentz), on the side of
+    x where the fraction converges fast (I_x(a, b) = 1 - I_{1-x}(b, a))."""
+    if x <= 0 or x >= 1:
+        return 0.0 if x <= 0 else 1.0
+    if x > (a + 1) / (a + b + 2):
+        return 1.0 - _incomplete_beta(b, a, 1.0 - x)
+    front = math.exp(a * math.log(x) + b * math.log1p(-x) + math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b)) / a
+    tiny, f, c, d = 1e-300, 1.0, 1.0, 0.0
+    for i in range(1000):
+        m = i // 2
+        if i == 0:
+            term = 1.0
+        elif i % 2:
+            term = -(a + m) * (a + b + m) * x / ((a + 2 * m) * (a + 2 * m + 1))
+        else:
+            term = m * (b - m) * x / ((a + 2 * m - 1) * (a + 2 * m))
+        d = 1.0 / (1.0 + term * d if abs(1.0 + term * d) > tiny else tiny)
+        c = 1.0 + term / c if abs(1.0 + term / c) > tiny else tiny
+        f *= c * d
+        if abs(1.0 - c * d) < 1e-15:
+            return front * (f - 1.0)
+    raise ArithmeticError(f"the incomplete beta I_{x}({a}, {b}) did not converge")
 
 
 def _percentiles(draws: np.ndarray, level: float) -> tuple[float, float]:
