@@ -6,8 +6,8 @@ item are not 15 independent draws (an item that is hard in English tends to be h
 resamples item ids and keeps every language of an item together; resampling rows would understate the interval.
 Seeds are averaged first (per item and language), so the interval is over items, for the seed-averaged systems.
 `seed_and_item_bootstrap` also resamples each system's seeds, so that its interval holds the seed-to-seed noise too
-(training noise: which seed is drawn); with two or three seeds that part is rough, and a one-seed system adds none.
-`seed_level_interval` is the honest interval for the seed noise with 2-5 seeds (its docstring says why).
+(training noise: which seed is drawn); with two or three seeds it understates that part, and a one-seed system adds
+none. `seed_level_interval` is the honest interval for the seed noise with 2-5 seeds (its docstring says why).
 
 A table of pairs makes many comparisons: `holm` adjusts their p-values together, and `verdict` says "differs" only
 when the adjusted p-value is below alpha.
@@ -130,6 +130,7 @@ def seed_level_interval(a_seed_values: Sequence[float], b_seed_values: Sequence[
                         a_deterministic: bool = False, b_deterministic: bool = False) -> Interval:
     """The difference of two systems' mean accuracies over seeds, mean(a) - mean(b), with Welch's t-interval on the
     per-seed values (Welch-Satterthwaite degrees of freedom) and the two-sided p-value of the same t distribution.
+    The values are each seed's accuracy on the same rows, in one unit (fractions or points); so is the interval.
 
     Why not bootstrap the seeds: with n seeds the bootstrap draws from those n values, whose spread is the sample
     variance times (n - 1) / n (half of it with two seeds), and it treats that spread as known. With two seeds it can
@@ -143,14 +144,14 @@ def seed_level_interval(a_seed_values: Sequence[float], b_seed_values: Sequence[
     variance at all (the item bootstrap is the interval then). The interval holds the seed noise on the evaluated
     rows only; the item bootstraps hold the row noise."""
     _check_level(level)
-    parts = []  # (n, variance of the mean) per system
+    parts = []  # (values, variance of their mean) per system
     for name, values, deterministic in (("a", a_seed_values, a_deterministic), ("b", b_seed_values, b_deterministic)):
         x = np.asarray(values, dtype=float)
-        if x.ndim != 1 or x.size == 0:
-            raise ValueError(f"system {name}: expected a list of per-seed values, got shape {x.shape}")
+        if x.ndim != 1 or x.size == 0 or not np.all(np.isfinite(x)):
+            raise ValueError(f"system {name}: expected a list of finite per-seed values, got {values!r}")
         if x.size == 1 and not deterministic:
             raise ValueError(f"system {name} has one seed: its seed variance is unknown, so there is no seed-level "
-                             "interval (pass deterministic=True only for a system without seed noise)")
+                             f"interval ({name}_deterministic=True is only for a system without seed noise)")
         parts.append((x, x.var(ddof=1) / x.size if x.size > 1 else 0.0))
     (a, var_a), (b, var_b) = parts
     difference, variance = float(a.mean() - b.mean()), float(var_a + var_b)
@@ -187,7 +188,8 @@ def verdict(adjusted_p: float, interval: Interval, alpha: float = 0.05) -> str:
     The interval is the one shown beside the p-value, at level 1 - alpha. Its p-value and bounds come from the same
     draws (or t distribution), so an adjusted p-value below alpha, never smaller than the raw one, goes with an
     interval that excludes 0; requiring both keeps the verdict from reading more than either shows where the two
-    disagree at the last draw. An adjusted p-value below the interval's own raw one is a mismatch: ValueError."""
+    disagree at the last draw. (A wider, Bonferroni interval at 1 - alpha / pairs makes the verdict Bonferroni's,
+    stricter than Holm's.) An adjusted p-value below the interval's own raw one is a mismatch: ValueError."""
     if not 0 < alpha < 1:
         raise ValueError(f"alpha must be between 0 and 1, got {alpha}")
     if interval.p_value is not None and adjusted_p < interval.p_value:
@@ -242,8 +244,8 @@ def _bootstrap_p(differences: np.ndarray) -> float:
     """Two-sided p-value for "difference == 0" from the bootstrap's differences: twice the share of draws on the far
     side of 0 (at or beyond it) from the point estimate's side, each count + 1 over draws + 1 so that it is never 0,
     capped at 1. It inverts the percentile interval: p < 1 - level where that interval excludes 0. Swapping the
-    systems negates the draws and leaves it unchanged. A draw within 1e-12 of 0 counts as 0: real differences are
-    multiples of 1 / (items x languages x seeds), far larger, and summing in another order must not move a tie."""
+    systems negates the draws and leaves it unchanged. A draw within 1e-12 of 0 counts as 0: a draw that is not 0 is
+    at least 1 / (items x languages x seeds of a x seeds of b) away, and rounding must not move a tie."""
     n = differences.size + 1
     at_or_below = np.count_nonzero(differences <= 1e-12) + 1
     at_or_above = np.count_nonzero(differences >= -1e-12) + 1
@@ -283,8 +285,8 @@ def _incomplete_beta(a: float, b: float, x: float) -> float:
             term = -(a + m) * (a + b + m) * x / ((a + 2 * m) * (a + 2 * m + 1))
         else:
             term = m * (b - m) * x / ((a + 2 * m - 1) * (a + 2 * m))
-        d = 1.0 / (1.0 + term * d if abs(1.0 + term * d) > tiny else tiny)
-        c = 1.0 + term / c if abs(1.0 + term / c) > tiny else tiny
+        d, c = 1.0 + term * d, 1.0 + term / c
+        d, c = 1.0 / (d if abs(d) > tiny else tiny), (c if abs(c) > tiny else tiny)  # Lentz: never divide by 0
         f *= c * d
         if abs(1.0 - c * d) < 1e-15:
             return front * (f - 1.0)
