@@ -129,9 +129,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="XNLI dev, for the regression subset")
     args = parser.parse_args(argv)
 
+    from layalign.evaluation.regression import regression_rows
     from layalign.files import replace_directory
     from layalign.model.config import ADAPTER_NAME, CONFIG_NAME
-    from layalign.pretrained import CARD, REGRESSION, SHIPPED_DIR, regression_rows
+    from layalign.pretrained import CARD, REGRESSION, SHIPPED_DIR
     from layalign.systems import load_system
 
     seeds = seed_scores(args.units)
