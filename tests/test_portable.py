@@ -96,3 +96,32 @@ def test_a_training_run_records_its_paths_relative_to_the_current_directory(tmp_
     # read from the repository root (here: the current directory), the record names the same folders
     assert (tmp_path / recorded["output_dir"]).resolve() == Path(config.output_dir).resolve()
     assert (tmp_path / recorded["data_dir"]).resolve() == Path(config.data_dir).resolve()
+
+
+def test_a_shipped_models_card_names_paths_relative_to_the_repository(tmp_path):
+    """scripts/ship_model.py's card, from a committed unit whose record names this checkout's absolute paths (as an
+    older runner wrote them): the card (it ships in the wheel) names them relative to the repository root."""
+    import importlib.util
+    import json
+    import shutil
+
+    script = ROOT / "scripts" / "ship_model.py"
+    spec = importlib.util.spec_from_file_location("ship_model", script)
+    ship = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ship)
+    unit = tmp_path / "layalign-s2"
+    shutil.copytree(ROOT / "docs" / "results" / "comparison" / "units" / "layalign-s2", unit)
+    config = unit / "train" / "task" / "train_config.yaml"
+    config.write_text(config.read_text(encoding="utf-8").replace("data_dir: ../shared/data",
+                                                                 f"data_dir: {ROOT.parent}/shared/data"))
+    record = json.loads((unit / "unit.json").read_text(encoding="utf-8"))
+    record["model_dir"] = f"{ROOT}/{record['model_dir']}"
+    record["settings"] |= {"data": f"{ROOT.parent}/shared/data", "recipes": f"{ROOT}/configs/reproduction"}
+    record["commands"][0]["command"] += f" init_from={ROOT}/runs/x"
+    card = ship.build_card("a-name", unit, record, ship.dev_scores(unit), {"layalign-s2": 45.9})
+    text = json.dumps(card)
+    assert str(ROOT.parent) not in text
+    assert (card["settings"]["data"], card["settings"]["recipes"]) == ("../shared/data", "configs/reproduction")
+    assert card["commands"][0]["command"].endswith(" init_from=runs/x")
+    assert "data_dir: ../shared/data\n" in card["train"]["task"]["config"]
+    assert card["xnli_dev"] == ship.dev_scores(unit)  # the numbers as the unit recorded them
