@@ -25,6 +25,8 @@ import sys
 import time
 from pathlib import Path
 
+from layalign.files import relative_to_root
+
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "docs" / "results" / "comparison"
 DATA = ROOT.parent / "shared" / "data"
@@ -182,9 +184,12 @@ def main(argv: list[str] | None = None) -> int:
     m = measure(args.repeats)
     print(json.dumps(m, indent=1), flush=True)
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "profile.json").write_text(json.dumps({"unit": unit, "measurements": m}, indent=1) + "\n")
+    # the records name paths relative to the repository root, never this checkout's
+    record = relative_to_root({"unit": unit, "measurements": m}, ROOT)
+    (args.out / "profile.json").write_text(json.dumps(record, indent=1) + "\n")
     me = "python scripts/comparison_profile.py" + (" " + " ".join(argv) if argv else " " + " ".join(sys.argv[1:]))
-    (args.out / "profile.md").write_text(markdown(unit, command, m, me.strip()), encoding="utf-8")
+    (args.out / "profile.md").write_text(relative_to_root(markdown(unit, command, m, me.strip()), ROOT),
+                                         encoding="utf-8")
     print(f"wrote {args.out / 'profile.md'}")
     return 0
 

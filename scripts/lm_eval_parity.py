@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from layalign.files import relative_to_root
 from layalign.tasks import get_task
 
 PAGE = Path("docs/results/lm-eval-parity.md")
@@ -95,7 +96,8 @@ def main(argv: list[str] | None = None) -> int:
             for lang in _langs(comparison, args.langs):
                 runner.run(comparison, lang)
     args.report.parent.mkdir(parents=True, exist_ok=True)
-    args.report.write_text(report(args.out, comparisons, settings, _command(argv), args.langs, args.also))
+    page = report(args.out, comparisons, settings, _command(argv), args.langs, args.also)
+    args.report.write_text(relative_to_root(page))  # run from the repository root: the page names no disk
     print(f"wrote {args.report}")
     return 0
 

@@ -19,7 +19,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from comparison import relative_command  # scripts/comparison.py, beside this file
+from layalign.files import relative_to_root
 
 ROOT = Path(__file__).resolve().parents[1]
 UNITS = ROOT / "docs" / "results" / "comparison" / "units"
@@ -65,19 +65,20 @@ def build_card(name: str, unit_dir: Path, record: dict, scores: dict, seeds: dic
         train[stage_dir.name] = {"steps": steps, "last_dev": dev[-1] if dev else None,
                                  "config": (stage_dir / "train_config.yaml").read_text("utf-8")}
     choices = scores["choices"]["lenient"]["average"]
-    return {
+    # a card ships in the wheel: its paths are the repository's (runs/..., ../shared/data), never this checkout's
+    return relative_to_root({
         "name": name,
         "summary": (f"LayAlign on multilingual-e5-small + SmolLM2-135M-Instruct, trained on XNLI "
                     f"({train.get('task', {}).get('steps')} task steps, seed {record['seed']}); XNLI dev "
                     f"{choices:.1f} % by choice scoring, {len(scores['choices']['lenient']['per_language'])} "
                     "languages"),
         "source_unit": record["unit"], "seed": record["seed"], "system": record["label"],
-        "train": train, "commands": [c | {"command": relative_command(c["command"])} for c in record["commands"]],
+        "train": train, "commands": record["commands"],
         "phases": record["phases"],
         "settings": record["settings"], "machine": record["machine"], "xnli_dev": scores,
         # chosen on the same dev rows it is scored on: its score is the best of the seeds, not what a seed gets
         "selected_from": {"by": "XNLI dev accuracy, choice scoring", "seeds": seeds},
-    }
+    }, ROOT)
 
 
 def card_markdown(card: dict, regression: dict) -> str:
@@ -128,15 +129,16 @@ def main(argv: list[str] | None = None) -> int:
                         help="XNLI dev, for the regression subset")
     args = parser.parse_args(argv)
 
+    from layalign.evaluation.regression import regression_rows
     from layalign.files import replace_directory
     from layalign.model.config import ADAPTER_NAME, CONFIG_NAME
-    from layalign.pretrained import CARD, REGRESSION, SHIPPED_DIR, regression_rows
+    from layalign.pretrained import CARD, REGRESSION, SHIPPED_DIR
     from layalign.systems import load_system
 
     seeds = seed_scores(args.units)
     unit_dir = args.units / (args.unit or best_unit(seeds))
     record = json.loads((unit_dir / "unit.json").read_text("utf-8"))
-    model_dir = Path(record["model_dir"])
+    model_dir = ROOT / record["model_dir"]  # recorded relative to the repository root (an absolute one stays)
     if not (model_dir / ADAPTER_NAME).is_file():
         raise SystemExit(f"{model_dir} (the unit's model) is not here: ship on the machine that ran {unit_dir.name}")
     card = build_card(args.name, unit_dir, record, dev_scores(unit_dir), seeds)

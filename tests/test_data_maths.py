@@ -34,7 +34,8 @@ def test_canonical_number_and_gsm8k_rendering():
 @needs_data
 def test_mgsm_real():
     data = read_mgsm(DATA / "mgsm")
-    assert list(data) == list(get_task("mgsm").languages)
+    assert list(data) == sorted(get_task("mgsm").languages)  # a reader sorts; the registry's read orders
+    assert list(get_task("mgsm").read(DATA / "mgsm", limit=1)) == list(get_task("mgsm").languages)
     assert {lang: len(v) for lang, v in data.items()} == dict.fromkeys(get_task("mgsm").languages, 250)
     first = data["en"][0]
     assert first.gold == "18" and first.source.startswith("Janet’s ducks") and first.prompt.endswith("step by step.")

@@ -82,6 +82,19 @@ def test_unknown_names_and_bad_entries_fail_clearly():
         mgsm.max_new_tokens = 1
 
 
+def test_the_registry_puts_what_a_reader_found_in_the_tasks_order(tmp_path):
+    found = {}
+
+    def read_any(path, langs=None, limit=None):  # a reader knows no order: what it found, sorted, or as asked
+        found["langs"] = langs
+        return {lang: [] for lang in (langs or ["zz", "en", "sw", "aa"])}
+
+    task = Task("any", read_any, "none", languages=("sw", "ur", "en"), low_resource=("sw",), data_path=None,
+                max_new_tokens=4, answer="line")
+    assert list(task.read(tmp_path)) == ["sw", "en", "aa", "zz"]  # the task's order, the ones it lacks sorted after
+    assert list(task.read(tmp_path, langs=["en", "sw"])) == ["en", "sw"] and found["langs"] == ["en", "sw"]
+
+
 def evaluate_args(benchmark):
     return build_parser().parse_args(["evaluate", "--model", "m", "--benchmark", benchmark])
 

@@ -1,18 +1,26 @@
-"""Atomic writes of directories: build the new contents beside the target, then swap them in with renames.
+"""Files that records and models are made of: atomic writes of directories, and paths written so that a record
+travels.
 
-A crash (or Ctrl-C) at any point leaves either the old directory or the new one under the target's name, never a
-half-written one. The temporary siblings are named `.NAME-partial-*`, so a sweep of such names finds what a
-killed process left behind.
+`replace_directory` builds the new contents beside the target, then swaps them in with renames. A crash (or Ctrl-C)
+at any point leaves either the old directory or the new one under the target's name, never a half-written one. The
+temporary siblings are named `.NAME-partial-*`, so a sweep of such names finds what a killed process left behind.
+
+`relative_to_root` writes the absolute paths in a record (a path, a command line, or nested dicts and lists of
+them) relative to the repository root, the current directory of the commands that wrote it: a committed record
+then names `runs/...` and `../shared/data`, never the disk it was written on.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+Record = TypeVar("Record")
 
 
 def replace_directory(target: Path, build: Callable[[Path], Any],
@@ -47,3 +55,39 @@ def replace_directory(target: Path, build: Callable[[Path], Any],
         shutil.rmtree(staging, ignore_errors=True)  # gone already after a successful swap
         shutil.rmtree(aside, ignore_errors=True)
     return target
+
+
+def relative_to_root(record: Record, root: str | Path | None = None) -> Record:
+    """`record` (a path, a text such as a command line, or dicts and lists of them, keys untouched) with every
+    absolute path under `root` (default: the current directory) or under its parent written relative to `root`:
+    ROOT/runs/x -> runs/x, ROOT -> ., PARENT/shared/data -> ../shared/data. Other paths and relative ones stay as
+    they are. A Path comes back as a Path, and a string as a string."""
+    given = Path(root if root is not None else Path.cwd())
+    prefixes = []
+    for base in dict.fromkeys((given.absolute(), given.resolve())):  # as written, and through any symlinks
+        prefixes.append((str(base), "."))
+        if base.parent.parent != base.parent:  # a parent of "/" would turn every path into "../..."
+            prefixes.append((str(base.parent), ".."))
+    prefixes.sort(key=lambda p: -len(p[0]))  # the longest first: ROOT/runs is the root's, not its parent's
+    # a prefix counts only as a whole path: not inside a longer name (ROOT-old, /x/ROOT)
+    pattern = re.compile(r"(?<![\w.~/-])(" + "|".join(re.escape(p) for p, _ in prefixes) + r")(/|(?![\w.~-]))")
+    names = dict(prefixes)
+
+    def relative(match: re.Match) -> str:
+        name, slash = names[match[1]], match[2]
+        if name == ".":
+            return "" if slash else "."  # ROOT/runs -> runs, ROOT -> .
+        return name + slash  # PARENT/shared -> ../shared, PARENT -> ..
+
+    def rewrite(value: Any) -> Any:
+        if isinstance(value, Path):
+            return Path(rewrite(str(value)))
+        if isinstance(value, str):
+            return pattern.sub(relative, value)
+        if isinstance(value, dict):
+            return {k: rewrite(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return type(value)(rewrite(v) for v in value)
+        return value
+
+    return rewrite(record)

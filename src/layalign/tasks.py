@@ -10,7 +10,7 @@ Adding a benchmark = a reader returning {lang: [EvalExample]} and one entry in T
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -115,11 +115,17 @@ class Task:
     def read(self, path: str | Path | None = None, langs: Sequence[str] | None = None, limit: int | None = None,
              split: str | None = None) -> dict[str, list[EvalExample]]:
         """{lang: examples}: from `path`, or the default copy; the first `limit` per language; `split` for the tasks
-        that have splits (default "dev")."""
+        that have splits (default "dev"). The languages come in the order of `langs`, else in the task's order."""
         if split is not None and not self.splits:
             raise ValueError(f"{self.name} has no splits to choose from")
         options: dict[str, Any] = {"split": split} if split is not None else {}
-        return self.reader(self.default_data() if path is None else path, langs=langs, limit=limit, **options)
+        examples = self.reader(self.default_data() if path is None else path, langs=langs, limit=limit, **options)
+        return examples if langs is not None else {lang: examples[lang] for lang in self.ordered(examples)}
+
+    def ordered(self, langs: Iterable[str]) -> list[str]:
+        """`langs` in the task's column order (`languages`), the ones it does not list sorted after."""
+        langs = list(langs)
+        return [c for c in self.languages if c in langs] + sorted(c for c in langs if c not in self.languages)
 
 
 TASKS: dict[str, Task] = {

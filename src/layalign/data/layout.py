@@ -1,6 +1,6 @@
-"""Finding a benchmark's file per language in a folder (or a single file named after its language), in the
-benchmark's language order. The shared copies' default paths and the language order are facts of the benchmark
-registry (`layalign.tasks`)."""
+"""Finding a benchmark's file per language in a folder (or a single file named after its language). The languages
+come in the order asked for, else sorted by code: the papers' column order is a fact of the benchmark registry
+(`layalign.tasks`), which puts a reader's result in it; a reader never looks the registry up."""
 
 from __future__ import annotations
 
@@ -12,26 +12,19 @@ from layalign.data.io import PathLike, _require_dir
 from layalign.data.languages import _is_known_lang, normalize_lang
 
 
-def _order(langs: Sequence[str], benchmark: str) -> list[str]:
-    """`langs` in the registry's column order for `benchmark`, unknown ones sorted after."""
-    from layalign.tasks import TASKS  # at call time: the registry imports the readers of this package
-
-    canon = TASKS[benchmark].languages if benchmark in TASKS else ()
-    return [c for c in canon if c in langs] + sorted(c for c in langs if c not in canon)
-
-
 def _select(files: dict[str, Path], langs: Sequence[str] | None, benchmark: str, where: PathLike
             ) -> list[tuple[str, Path]]:
-    """(lang, file) pairs for the requested languages (all found, in the benchmark's order, when langs is None)."""
+    """(lang, file) pairs for the requested languages, in their order (all found, sorted, when langs is None);
+    `benchmark` names the files in errors."""
     if not files:
         raise FileNotFoundError(f"no {benchmark} files found in {where}")
     if langs is None:
-        return [(lang, files[lang]) for lang in _order(list(files), benchmark)]
+        return [(lang, files[lang]) for lang in sorted(files)]
     selected = []
     for lang in langs:
         code = normalize_lang(lang)
         if code not in files:
-            found = ", ".join(_order(list(files), benchmark))
+            found = ", ".join(sorted(files))
             raise ValueError(f"no {benchmark} file for {code!r} in {where}; found: {found}")
         selected.append((code, files[code]))
     return selected

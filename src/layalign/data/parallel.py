@@ -142,16 +142,12 @@ def read_shared_parallel(parallel_dir: PathLike, langs: Sequence[str] | None = N
     return out
 
 
-def read_translation_eval(path: PathLike | None = None, langs: Sequence[str] | None = None, limit: int | None = None,
+def read_translation_eval(path: PathLike, langs: Sequence[str] | None = None, limit: int | None = None,
                           corpus: str = "ntrex") -> dict[str, list[EvalExample]]:
     """X -> English sentence pairs for chrF/BLEU from the shared parallel folder (NTREX-128 by default: held out from
     training by read_shared_parallel's "train" split). source = X sentence, gold = English sentence, prompt = None
-    (format a bare LLM's prompt with prompts.format_prompt("translation", ...)). `path` defaults to the registry's
-    shared copy."""
-    if path is None:
-        from layalign.tasks import get_task  # at call time: the registry imports this module
-
-        path = get_task("translation").default_data()
+    (format a bare LLM's prompt with prompts.format_prompt("translation", ...)). `path`: the shared parallel
+    folder (`get_task("translation").read()` reads the registry's copy)."""
     base = path
     files = shared_parallel_files(base, corpus)
     out = {}

@@ -7,6 +7,7 @@ Modules:
 - `scoring`: answer extraction and correctness per answer kind (`extract_answer`, `is_correct`,
   `translation_scores`), and per-language scores and averages (`score_predictions`).
 - `report`: markdown tables, CSV, bar charts, a run's results files, `compare_runs` and `layalign compare`.
+- `regression`: the regression subset a shipped model (`layalign.pretrained`) is checked on.
 - `statistics`: seed summaries and the paired bootstrap over items of a comparison (numpy only).
 
 A benchmark's facts (reader, languages, low-resource set, default data, generation length, choices, metrics,

@@ -31,6 +31,7 @@ from typing import Any
 import torch
 
 from layalign.data import TrainExample, split_dev
+from layalign.files import relative_to_root
 from layalign.model.modeling import LayAlignModel
 from layalign.model.processing import LayAlignProcessor
 from layalign.training.batching import Batcher, plan_batches, process_share
@@ -267,7 +268,8 @@ def start(run: Run, resume: bool) -> TrainState:
                 print(f"resuming from {found} (step {state.step} of {run.max_steps})")
     if main:
         run.out.mkdir(parents=True, exist_ok=True)
-        (run.out / "train_config.yaml").write_text(config.to_yaml(), encoding="utf-8")
+        # paths relative to the current directory (the repository root): the record names no disk
+        (run.out / "train_config.yaml").write_text(relative_to_root(config.to_yaml()), encoding="utf-8")
         _trim_log(run.out / "train_log.jsonl", state.step)
         print(f"{config.stage} stage: {len(run.train_examples)} training examples, {len(run.dev_examples)} dev, "
               f"{run.unwrapped.num_trainable_parameters():,} trainable parameters, global batch {run.global_batch}, "
