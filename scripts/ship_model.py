@@ -19,7 +19,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from comparison import relative_command  # scripts/comparison.py, beside this file
+from layalign.studies.runner import relative_command
 
 ROOT = Path(__file__).resolve().parents[1]
 UNITS = ROOT / "docs" / "results" / "comparison" / "units"
@@ -45,7 +45,7 @@ def seed_scores(units: Path) -> dict[str, float]:
     finished = sorted((p.parent for p in units.glob("layalign-s*/unit.json")),
                       key=lambda d: int(d.name.split("-s")[-1]))
     if not finished:
-        raise SystemExit(f"no finished layalign unit in {units}; run scripts/comparison.py run --units layalign-s0")
+        raise SystemExit(f"no finished layalign unit in {units}; run `layalign study run xnli --units layalign-s0`")
     return {d.name: dev_scores(d)["choices"]["lenient"]["average"] for d in finished}
 
 
@@ -72,7 +72,7 @@ def build_card(name: str, unit_dir: Path, record: dict, scores: dict, seeds: dic
                     f"{choices:.1f} % by choice scoring, {len(scores['choices']['lenient']['per_language'])} "
                     "languages"),
         "source_unit": record["unit"], "seed": record["seed"], "system": record["label"],
-        "train": train, "commands": [c | {"command": relative_command(c["command"])} for c in record["commands"]],
+        "train": train, "commands": [c | {"command": relative_command(c["command"], ROOT)} for c in record["commands"]],
         "phases": record["phases"],
         "settings": record["settings"], "machine": record["machine"], "xnli_dev": scores,
         # chosen on the same dev rows it is scored on: its score is the best of the seeds, not what a seed gets
@@ -83,7 +83,7 @@ def build_card(name: str, unit_dir: Path, record: dict, scores: dict, seeds: dic
 def card_markdown(card: dict, regression: dict) -> str:
     langs = list(card["xnli_dev"]["choices"]["lenient"]["per_language"])
     lines = [f"# {card['name']}", "", card["summary"] + ".", "",
-             f"Trained by `scripts/comparison.py` (unit `{card['source_unit']}`) and shipped by "
+             f"Trained by `layalign study run xnli` (unit `{card['source_unit']}`) and shipped by "
              "`scripts/ship_model.py`. Load it by name: `layalign generate \"...\" --model "
              f"{card['name']} --task xnli`, `load_system(\"{card['name']}\")`.", "",
              *selection_note(card), "## XNLI dev accuracy (%)", "",
