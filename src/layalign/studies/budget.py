@@ -10,21 +10,24 @@ from pathlib import Path
 
 import yaml
 
-from layalign.studies.spec import Study
+from layalign.studies.spec import Study, System
 
 
-def budget_section(systems: dict[str, list[dict]], study: Study, measure: tuple[str, str]) -> list[str]:
-    """One row per system, from its first finished unit (the seeds of a system share their recipe)."""
+def budget_section(systems: dict[str, list[dict]], study: Study, measure: tuple[str, str], settings: dict
+                   ) -> list[str]:
+    """One row per system, from its first finished unit (the seeds of a system share their recipe); a system
+    without one is read from its recipes and the study's settings, marked planned."""
     lines = ["## What each system was given", "",
              "Read from each system's first finished unit: the training config as run (train_config.yaml), which "
              "checkpoint the stage kept (stage_result.json), and the evaluation's truncation counts; the trainable "
-             "parameters are counted on the model the first stage builds.", "",
+             "parameters are counted on the model the first stage builds. A system without a finished unit is read "
+             "from its recipes (planned).", "",
              "| system | trainable parameters | optimiser steps | data each stage saw | learning rate and schedule | "
              "rate chosen how | kept checkpoint | truncated inputs |", "|---|---:|---|---|---|---|---|---|"]
     notes = []
-    for name, records in systems.items():
-        system, record = study.systems[name], records[0]
-        stages = stage_records(record["folder"])
+    for name, system in study.systems.items():
+        record = systems[name][0] if name in systems else None
+        stages = stage_records(record["folder"]) if record else planned_stages(system, study, settings)
         steps = " + ".join(f"{stage} {result.get('step', '?')}" for stage, (_, result) in stages.items()) or "none"
         data = "; ".join(f"{stage}: {stage_data(config, result)}" for stage, (config, result) in stages.items())
         rates = "; ".join(f"{stage}: {schedule(config)}" for stage, (config, _) in stages.items())
@@ -38,9 +41,10 @@ def budget_section(systems: dict[str, list[dict]], study: Study, measure: tuple[
             how = "fixed" + ("" if policy.tuned else ", **untuned**") + f" (note {len(notes) + 1})"
             notes.append(f"{len(notes) + 1}. {system.label}: {policy.reason}.")
         params = trainable_of(stages)
-        lines.append(f"| {system.label} | {f'{params:,}' if params is not None else 'not measured'} | {steps} | "
+        label = system.label if record else f"{system.label} (planned)"
+        lines.append(f"| {label} | {f'{params:,}' if params is not None else 'not measured'} | {steps} | "
                      f"{data or 'no training'} | {rates or '–'} | {how} | {kept or '–'} | "
-                     f"{truncated(record['results'][measure])} |")
+                     f"{truncated(record['results'][measure]) if record else 'not run'} |")
     return lines + ["", *notes, ""] if notes else lines + [""]
 
 
@@ -53,6 +57,26 @@ def stage_records(folder: Path) -> dict[str, tuple[dict, dict]]:
         result = json.loads((stage_dir / "stage_result.json").read_text(encoding="utf-8")) \
             if (stage_dir / "stage_result.json").is_file() else {}
         out[stage_dir.name] = (config, result)
+    return out
+
+
+def planned_stages(system: System, study: Study, settings: dict) -> dict[str, tuple[dict, dict]]:
+    """What a system's stages will be given, from its recipes, their overrides and the study's steps: the same
+    shape as `stage_records` (the step a stage will end at, the checkpoint its recipe selects)."""
+    out = {}
+    for stage in system.stages:
+        config = yaml.safe_load((study.recipes / stage.recipe).read_text(encoding="utf-8")) or {}
+        for override in stage.overrides:
+            key, _, value = override.partition("=")
+            *parents, leaf = key.split(".")
+            target = config
+            for part in parents:
+                target = target.setdefault(part, {})
+            target[leaf] = yaml.safe_load(value)
+        steps = settings["steps"] if stage.name == "task" else (settings.get("stage1_steps")
+                                                                 or config.get("max_steps"))
+        out[stage.name] = (config, {"step": steps, "select": config.get("select", "best"),
+                                    "model": config.get("select", "best")})
     return out
 
 

@@ -223,7 +223,8 @@ def difference_sentence(pair: Pair, study: Study, systems: dict[str, list[dict]]
     if pair.seeds is None:
         return text + f" ({len(systems[pair.a])} vs {len(systems[pair.b])} seeds: the seed noise is not measured)."
     held = "holds" if pair.holds_over_seeds else "does not hold"
-    return (text + f"; over seeds it {held} ({bounds(pair.seeds)}, adjusted p {pvalue(pair.seeds_p)}, "
+    return (text + f"; over seeds it {held} after the correction ({bounds(pair.seeds)}, adjusted p "
+            f"{pvalue(pair.seeds_p)}, "
             f"{len(systems[pair.a])} vs {len(systems[pair.b])} seeds).")
 
 
@@ -345,7 +346,7 @@ def write_report(units: list[Unit], study: Study, results: Path, out: Path, resa
     lines = header(units, done, missing, study)
     if done:
         systems = by_system(done, study)
-        lines += budget_section(systems, study, shown[0][:2])
+        lines += budget_section(systems, study, shown[0][:2], settings_for(study).record())
         lines += sweep_section(study, results, results / SWEEP_FILE)
     lines += units_section(units, done, missing, study)
     if done:
