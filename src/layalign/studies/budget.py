@@ -65,7 +65,7 @@ def planned_stages(system: System, study: Study, settings: dict) -> dict[str, tu
     shape as `stage_records` (the step a stage will end at, the checkpoint its recipe selects)."""
     out = {}
     for stage in system.stages:
-        config = yaml.safe_load((study.recipes / stage.recipe).read_text(encoding="utf-8")) or {}
+        config = recipe_defaults() | (yaml.safe_load((study.recipes / stage.recipe).read_text(encoding="utf-8")) or {})
         for override in stage.overrides:
             key, _, value = override.partition("=")
             *parents, leaf = key.split(".")
@@ -78,6 +78,15 @@ def planned_stages(system: System, study: Study, settings: dict) -> dict[str, tu
         out[stage.name] = (config, {"step": steps, "select": config.get("select", "best"),
                                     "model": config.get("select", "best")})
     return out
+
+
+def recipe_defaults() -> dict:
+    """What a recipe that leaves a field out trains with (TrainConfig's defaults)."""
+    from dataclasses import MISSING, fields
+
+    from layalign.training import TrainConfig
+
+    return {f.name: f.default for f in fields(TrainConfig) if f.default is not MISSING}
 
 
 def stage_data(config: dict, result: dict) -> str:
