@@ -78,6 +78,9 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--out", default=None, help="output folder (default: runs/eval/<benchmark>-<model name>)")
     ev.add_argument("--name", default=None, help="the system's name in tables")
     ev.add_argument("--device", default=None)
+    ev.add_argument("--zero-gates", action="store_true",
+                    help="set every fusion gate to zero (no retraining): the same model without its fusion branch's "
+                         "contribution; run.json records it")
     _dtype_option(ev)
     _length_options(ev)
 
