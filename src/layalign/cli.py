@@ -92,6 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     ins = sub.add_parser("inspect", help="gate values and layer-mix weights of a trained model")
     ins.add_argument("model")
+    ins.add_argument("--init", default=None,
+                     help="the fusion_init.json to measure movement against (default: the one of the stage that "
+                          "wrote MODEL, if any); top encoder layers are listed only for rows that moved")
     ins.add_argument("--out", default=None, help="where to write the heatmap PNG (default: inside the model dir)")
 
     srv = sub.add_parser("serve", help="serve a trained model through vLLM's OpenAI-compatible API (docs/serving.md)")
