@@ -81,6 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--out", default=None, help="output folder (default: runs/eval/<benchmark>-<model name>)")
     ev.add_argument("--name", default=None, help="the system's name in tables")
     ev.add_argument("--device", default=None)
+    ev.add_argument("--zero-gates", action="store_true",
+                    help="set every fusion gate to zero (no retraining): the same model without its fusion branch's "
+                         "contribution; run.json records it")
     _dtype_option(ev)
     _length_options(ev)
 
@@ -92,6 +95,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     ins = sub.add_parser("inspect", help="gate values and layer-mix weights of a trained model")
     ins.add_argument("model")
+    ins.add_argument("--init", default=None,
+                     help="the fusion_init.json to measure movement against (default: the one of the stage that "
+                          "wrote MODEL, if any); top encoder layers are listed only for rows that moved")
     ins.add_argument("--out", default=None, help="where to write the heatmap PNG (default: inside the model dir)")
 
     srv = sub.add_parser("serve", help="serve a trained model through vLLM's OpenAI-compatible API (docs/serving.md)")
