@@ -201,7 +201,14 @@ def test_a_users_study_runs_resumes_and_reports_with_relative_paths(tmp_path, mo
     record = json.loads((units / "layalign-s0" / "unit.json").read_text())
     assert f"learning_rate={sweep['pick']:g}" in record["commands"][1]["command"]
     assert "max_steps=2" in record["commands"][1]["command"] and "--resume" in record["commands"][1]["command"]
-    assert list(record["phases"]) == ["train-translation", "train-task", "eval-choices", "rescore", "collect"]
+    assert list(record["phases"]) == ["train-translation", "train-task", "eval-choices", "rescore",
+                                      "eval-choices-zero-gates", "diagnostics", "collect"]
+    # the fusion's diagnostics: gates and layer mix against the first stage's initialisation, and every gate at zero
+    diagnostics = json.loads((units / "layalign-s0" / "diagnostics" / "diagnostics.json").read_text())
+    assert diagnostics["gates"]["init"] == [0.0] * len(diagnostics["gates"]["final"])
+    assert diagnostics["zero_gates"]["rows"] == 4 and diagnostics["zero_gates"]["scoring"] == "choices"
+    assert (units / "layalign-s0" / "diagnostics" / "fusion_init.json").is_file()
+    assert "layalign-lr0.003" not in [p.parent.parent.name for p in units.rglob("diagnostics.json")]
     assert record["model_dir"] == "work/layalign-s0/task/final"
     # the marker is the last file written
     written = [p for p in (units / "layalign-s0").rglob("*") if p.is_file()]
@@ -237,3 +244,6 @@ def test_a_users_study_runs_resumes_and_reports_with_relative_paths(tmp_path, mo
     assert f"task: {sweep['pick']:g}, cosine" in row and "swept on dev" in row and "the final step's" in row
     assert "| LayAlign | " + " | ".join(f"{sweep['accuracy'][v]:.1f}" for v in ("0.003", "0.001")) in text
     assert "missing (1): llm-prompted" in text and "## Exact commands" in text and str(tmp_path) not in text
+    zero = diagnostics["zero_gates"]
+    assert f"accuracy goes from {zero['accuracy_with_gates']:.1f} % to {zero['accuracy_zero_gates']:.1f} %" in text
+    assert "the weights at initialisation: units/layalign-s0/diagnostics/fusion_init.json" in text

@@ -31,6 +31,7 @@ from layalign.studies.spec import PROTOCOLS, Stage, Study, System, Unit, relativ
 
 MARKER = "unit.json"
 PHASES_FILE = "phases.json"
+DIAGNOSTICS = Path("diagnostics") / "diagnostics.json"  # the fusion's, in a LayAlign unit's folders
 SWEEP_FILE = "lr_sweep.json"  # in the results folder: each swept system's scores and pick
 # fields of a prediction row that the committed copy leaves out: the inputs are the eval set's own text, found again
 # from the row id; everything scored stays
@@ -281,8 +282,51 @@ def run_unit(unit: Unit, settings: Settings, study: Study, work_root: Path, resu
     phase("rescore", None, False, rescore_all)
     commands.append({"phase": "rescore", "command": "layalign.evaluation.rescore(<eval>/<scoring>-lenient, "
                                                      f"<eval>/<scoring>-paper, 'paper') for {' and '.join(scorings)}"})
+    if has_gates(unit, study, study.root / model):
+        # the branch's contribution, measured: the same model with every gate at zero on the same rows, and the
+        # gates and layer mix against the first stage's initialisation (layalign.inspection.write_diagnostics)
+        zero = work / "eval" / "choices-zero-gates"
+        argv = eval_argv(unit, "choices", model, settings, study, study.relative(zero)) + ["--zero-gates"]
+        phase("eval-choices-zero-gates", argv, eval_done(zero, rows), predictions=zero / "predictions.jsonl")
+        phase("diagnostics", None, (work / DIAGNOSTICS).is_file(),
+              lambda: write_diagnostics(study.root / model, first_stage_init(unit, work),
+                                        work / "eval" / "choices-lenient", zero, work / DIAGNOSTICS))
+        commands.append({"phase": "diagnostics", "command": "layalign.inspection.write_diagnostics(<model>, "
+                         "<first stage>/fusion_init.json, <eval>/choices-lenient, <eval>/choices-zero-gates, "
+                         f"<unit>/{DIAGNOSTICS.as_posix()})"})
     collect(unit, settings, study, work, final, phases, commands, model, runner)
     return final
+
+
+def has_gates(unit: Unit, study: Study, model: Path) -> bool:
+    """Whether a unit's model has fusion gates to zero (a LayAlign model; not a sweep unit, and only where choices
+    are scored: the answer distributions are compared by choice)."""
+    if unit.sweep or not unit.system.seeded or "choices" not in study.scorings:
+        return False
+    from layalign.inspection import InspectError, load_fusion_weights
+
+    try:
+        load_fusion_weights(model)
+    except (InspectError, FileNotFoundError):
+        return False
+    return True
+
+
+def first_stage_init(unit: Unit, work: Path) -> Path | None:
+    """The fusion weights at initialisation: the fusion_init.json of the unit's first stage (later stages start from
+    trained weights)."""
+    from layalign.inspection import FUSION_INIT
+
+    path = work / unit.system.stages[0].name / FUSION_INIT
+    return path if path.is_file() else None
+
+
+def write_diagnostics(model: Path, init: Path | None, with_gates: Path, zero_gates: Path, out: Path) -> None:
+    from layalign.inspection import write_diagnostics as write
+
+    write(model, init, with_gates, zero_gates, out)
+    if init is not None:
+        shutil.copy2(init, out.parent / init.name)
 
 
 def collect(unit: Unit, settings: Settings, study: Study, work: Path, final: Path, phases: dict,
@@ -308,6 +352,8 @@ def collect(unit: Unit, settings: Settings, study: Study, work: Path, final: Pat
         shutil.copy2(src / "run.json", dest / "run.json")
         for protocol in PROTOCOLS:
             shutil.copy2(work / "eval" / f"{scoring}-{protocol}" / "results.json", dest / f"results-{protocol}.json")
+    if (work / DIAGNOSTICS).is_file():
+        shutil.copytree((work / DIAGNOSTICS).parent, final / DIAGNOSTICS.parent)
     phases = phases | {"collect": {"seconds": round(time.time() - start, 1)}}
     record = {"unit": unit.name, "system": unit.system.name, "label": unit.label, "seed": unit.seed,
               **({"learning_rate": unit.learning_rate} if unit.sweep else {}),

@@ -9,11 +9,10 @@ import statistics as stats
 from pathlib import Path
 
 from layalign.evaluation.report import AVG
-from layalign.studies.runner import read_jsonl, relative_command
-from layalign.studies.spec import Study
+from layalign.studies.runner import DIAGNOSTICS, read_jsonl, relative_command
+from layalign.studies.spec import Study, relative_path
 
 RESUMED, PARTIAL = "†", "‡"
-DIAGNOSTICS = Path("diagnostics") / "diagnostics.json"  # in a unit's folder (layalign.inspection.write_diagnostics)
 
 
 def by_system(done: dict[str, dict], study: Study) -> dict[str, list[dict]]:
@@ -109,25 +108,25 @@ def phase_seconds(phase: dict) -> tuple[float | None, str]:
     return phase.get("seconds"), PARTIAL
 
 
-def fusion_model(record: dict, study: Study) -> str | None:
-    """Where the unit's adapters are: its work folder's model (recorded relative to the study's root; older records
-    absolute), else a model shipped in the package from this unit (its card names the unit)."""
+def fusion_model(record: dict, study: Study) -> tuple[str | None, str]:
+    """Where the unit's adapters are, and how the report names them: its work folder's model (recorded relative to
+    the study's root; older records absolute), else a model shipped in the package from this unit (its card names
+    the unit)."""
     from layalign.pretrained import card, shipped_models
-    from layalign.studies.spec import relative_path
 
-    recorded = study.root / relative_path(record["model_dir"], study.root)
-    if recorded.is_dir():
-        return str(recorded)
-    return next((name for name in shipped_models() if card(name).get("source_unit") == record["unit"]), None)
+    recorded = relative_path(record["model_dir"], study.root)
+    if (study.root / recorded).is_dir():
+        return str(study.root / recorded), recorded
+    shipped = next((name for name in shipped_models() if card(name).get("source_unit") == record["unit"]), None)
+    return shipped, f"the model shipped from this unit, `{shipped}`"
 
 
 def fusion_section(done: dict[str, dict], figures: Path, out_dir: Path, study: Study, measure: tuple[str, str],
                    by: str) -> list[str]:
-    """The best LayAlign unit's gates (the chart, and the values), its measured diagnostics where written (gates
-    and layer mix beside their initialisation, accuracy with every gate zero), and a top-encoder-layers reading only
-    for the LLM layers whose layer-mix weights moved beyond their initialisation range."""
-    from layalign.inspection import InspectError, load_fusion_weights, plot
-    from layalign.inspection import _top as top_layers
+    """The best LayAlign unit's gates and layer mix beside their initialisation (where its first stage's
+    fusion_init.json is kept), its top encoder layers only for the rows that moved beyond their initialisation
+    spread, and the branch's measured contribution (every gate at zero) where diagnostics.json holds it."""
+    from layalign.inspection import FUSION_INIT, InspectError, describe, load_fusion_weights, plot, read_fusion_init
 
     layalign = [r for r in done.values() if r["system"] == "layalign"]
     lines = ["## What the best LayAlign unit fuses: gates, layer mix, and the branch's measured contribution", ""]
@@ -136,7 +135,7 @@ def fusion_section(done: dict[str, dict], figures: Path, out_dir: Path, study: S
     best = max(layalign, key=lambda r: r["results"][measure]["average"]["accuracy"])
     lines.append(f"The LayAlign unit with the highest {by}: {best['unit']} "
                  f"({best['results'][measure]['average']['accuracy']:.1f} %).")
-    model = fusion_model(best, study)
+    model, named = fusion_model(best, study)
     try:
         weights = load_fusion_weights(model) if model else None
     except (InspectError, FileNotFoundError):
@@ -145,49 +144,25 @@ def fusion_section(done: dict[str, dict], figures: Path, out_dir: Path, study: S
         return lines + ["", f"Its adapters are neither in the work folder nor shipped; rerun "
                         f"`layalign study run {study.name} --units {best['unit']}` on a machine that keeps the work "
                         "folder to draw them.", ""]
-    source = "" if model == str(study.root / relative_path_of(best, study)) else \
-        f" (read from the model shipped from this unit, `{model}`)"
+    init_path = best["folder"] / DIAGNOSTICS.parent / FUSION_INIT
+    init = read_fusion_init(init_path) if init_path.is_file() else None
     png = plot(weights, figures / f"fusion-{best['unit']}.png")
     for stale in set(figures.glob("fusion-*.png")) - {png}:  # the chart of an earlier best unit
         stale.unlink()
-    diagnostics = _read(best["folder"] / DIAGNOSTICS)
-    moved = set((diagnostics.get("layer_mix") or {}).get("moved_rows") or [])
-    gates = ", ".join(f"{layer}: {gate:+.4f}" for layer, gate in zip(weights.llm_layers, weights.gates, strict=True))
-    lines += ["", f"![gates and layer mix of {best['unit']}]({link(png, out_dir)})", "",
-              f"Gates per LLM layer{source}: {gates}.", ""]
-    lines += diagnostics_lines(diagnostics)
-    if moved and weights.key_mix is not None:
-        lines += ["Encoder layers with the largest |layer-mix weight|, only for the LLM layers whose weights moved "
-                  "beyond their initialisation range:", "", "```"]
-        for row, layer in enumerate(weights.llm_layers):
-            if layer in moved:
-                key, value = (top_layers(mix[row], weights.encoder_layers, 3)
-                              for mix in (weights.key_mix, weights.value_mix))
-                lines.append(f"LLM layer {layer:>3}  key <- {key}  value <- {value}")
-        lines += ["```", ""]
-    return lines
+    where = f"{relative_path(init_path, study.root)}" if init else "not kept for this unit"
+    return lines + ["", f"![gates and layer mix of {best['unit']}]({link(png, out_dir)})", "",
+                    f"Read from {named}; the weights at initialisation: {where}.", "", "```",
+                    describe(weights, init=init), "```", "",
+                    *diagnostics_lines(_read(best["folder"] / DIAGNOSTICS), init is not None)]
 
 
-def relative_path_of(record: dict, study: Study) -> str:
-    from layalign.studies.spec import relative_path
-
-    return relative_path(record["model_dir"], study.root)
-
-
-def diagnostics_lines(diagnostics: dict) -> list[str]:
-    """diagnostics.json in sentences; 'not measured' for every part it lacks."""
-    mix, zero = diagnostics.get("layer_mix") or {}, diagnostics.get("zero_gates") or {}
-    lines = []
-    if mix.get("final_spread") is not None:
-        lines.append(f"- Layer-mix weights: spread {mix['final_spread']:.3f} after training against "
-                     f"{mix['init_spread']:.3f} at initialisation; {100 * mix['within_init_bound']:.0f} % still "
-                     f"within the initialisation bound (±{mix['init_bound']:.3f}); "
-                     f"{len(mix.get('moved_rows') or [])} LLM layers moved beyond it. A top-layers reading of "
-                     "weights inside their initialisation range would describe noise, so it is shown only for those.")
-    else:
-        lines.append("- Layer-mix weights beside their initialisation: not measured (no diagnostics.json for this "
-                     "unit), so no top-encoder-layers reading is shown: weights that have not left their random "
-                     "initialisation range would describe noise.")
+def diagnostics_lines(diagnostics: dict, init_known: bool) -> list[str]:
+    """diagnostics.json's zero-gate measurement in a sentence, and 'not measured' for what is not known."""
+    zero = diagnostics.get("zero_gates") or {}
+    lines = [] if init_known else [
+        "- Layer-mix weights beside their initialisation: not measured (the unit kept no fusion_init.json), so no "
+        "top-encoder-layers reading is shown: weights that have not left their random initialisation range would "
+        "describe noise."]
     if zero.get("accuracy_with_gates") is not None:
         lines.append(f"- The fusion branch's contribution, measured: with every gate set to zero (no retraining; "
                      f"{zero.get('scoring', '?')} scoring, {zero.get('rows', '?')} rows), accuracy goes from "
