@@ -22,8 +22,9 @@ from layalign.evaluation import evaluate, load_predictions, rescore
 from layalign.studies import StudyError, load_study, parse_unit, plan
 from layalign.studies import runner as study_runner
 from layalign.studies.report import normalised
-from layalign.studies.runner import check_recipe, eval_argv, relative_command, settings_for, stage_overrides
+from layalign.studies.runner import check_recipe, eval_argv, relative_command, stage_overrides
 from layalign.studies.sections import wall_time_section
+from layalign.studies.settings import settings_for
 from layalign.studies.spec import relative_path
 from layalign.tasks import get_task
 from training_helpers import DATA, PARALLEL, XNLI, save_tiny_pair

@@ -55,7 +55,8 @@ def add_study_commands(parser: argparse.ArgumentParser) -> None:
 
 
 def cli_study(args: argparse.Namespace) -> int:
-    from layalign.studies.runner import finish_command, run_units, settings_for, status
+    from layalign.studies.runner import finish_command, run_units, status
+    from layalign.studies.settings import settings_for
     from layalign.studies.spec import load_study, parse_unit, plan
 
     study = load_study(args.study)

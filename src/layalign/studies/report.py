@@ -35,7 +35,7 @@ from layalign.evaluation.statistics import (
     verdict,
 )
 from layalign.studies.budget import budget_section
-from layalign.studies.runner import MARKER, SWEEP_FILE, finish_command, read_jsonl, settings_for, study_argument
+from layalign.studies.runner import MARKER, SWEEP_FILE, finish_command, read_jsonl, study_argument
 from layalign.studies.sections import (
     by_system,
     commands_section,
@@ -46,6 +46,7 @@ from layalign.studies.sections import (
     training_section,
     wall_time_section,
 )
+from layalign.studies.settings import settings_for
 from layalign.studies.spec import PROTOCOLS, Study, Unit, relative_path
 from layalign.tasks import get_task
 
