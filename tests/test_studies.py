@@ -248,3 +248,13 @@ def test_a_users_study_runs_resumes_and_reports_with_relative_paths(tmp_path, mo
     zero = diagnostics["zero_gates"]
     assert f"accuracy goes from {zero['accuracy_with_gates']:.1f} % to {zero['accuracy_zero_gates']:.1f} %" in text
     assert "the weights at initialisation: units/layalign-s0/diagnostics/fusion_init.json" in text
+
+
+def test_a_dry_run_takes_the_studys_tiny_sizes_into_its_own_folder(capsys):
+    study = load_study("xnli")
+    dry = settings_for(study, dry_run=True)
+    assert (dry.steps, dry.stage1_steps, dry.dev_size, dry.limit, dry.langs) == (2, 2, 8, 2, ["en", "sw"])
+    assert settings_for(study, dry_run=True, steps=5).steps == 5  # an option wins over the dry size
+    assert study.dry_work == study.root / "runs" / "comparison-dry"
+    assert cli(["study", "status", "xnli", "--dry-run", "--results", str(study.root / "runs" / "nothing-here")]) == 0
+    assert "missing (11)" in capsys.readouterr().out
