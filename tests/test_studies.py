@@ -258,3 +258,17 @@ def test_a_dry_run_takes_the_studys_tiny_sizes_into_its_own_folder(capsys):
     assert study.dry_work == study.root / "runs" / "comparison-dry"
     assert cli(["study", "status", "xnli", "--dry-run", "--results", str(study.root / "runs" / "nothing-here")]) == 0
     assert "missing (11)" in capsys.readouterr().out
+
+
+def test_a_report_without_finished_units_lists_them_with_the_command(tmp_path):
+    from layalign.studies.report import write_report
+
+    study = load_study("math")
+    out = tmp_path / "report.md"
+    write_report(plan(study), study, tmp_path / "units", out)
+    text = out.read_text()
+    assert text.startswith("# Maths: the bare LLM, MindMerger and LayAlign on MGSM")
+    assert "missing (3): layalign-s0, mindmerger-s0, llm-prompted" in text
+    assert "layalign study run math --lanes 1 --units layalign-s0 mindmerger-s0 llm-prompted" in text
+    assert "layalign study report math" in text and "## What a unit costs" in text
+    assert "qwen2.5-coder-0.5b-instruct" in text and "11 languages" in text and "choice" not in text.lower()

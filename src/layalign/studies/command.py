@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 # the options of `run` that override a study's own settings (None: the study's)
@@ -82,7 +83,7 @@ def cli_study(args: argparse.Namespace) -> int:
     failures = run_units(units, settings_for(study, args.dry_run, **given), study, work, results, lanes=args.lanes,
                          threads=args.threads, in_process=args.in_process)
     for unit, message in failures:
-        print(f"{unit.name} failed: {message}")
+        print(f"{unit.name} failed: {message}", file=sys.stderr)
     return 1 if failures else 0
 
 

@@ -202,8 +202,8 @@ def findings_section(done: dict[str, dict], pairs: dict[tuple[str, str], list[Pa
         lines += [f"- {difference_sentence(p, study, systems)}" for p in clear] + ([""] if clear else [])
         near = [p for p in found if not p.differs and p.items.excludes_zero]
         if near:
-            lines += ["Intervals over items that exclude 0 but do not hold after the correction (a chance finding "
-                      "among " + f"{len(found)} comparisons is expected): "
+            lines += ["Intervals over items that exclude 0 before the correction but not after it across the "
+                      f"{len(found)} pairs, so not findings: "
                       + "; ".join(f"{label[p.a].label} vs {label[p.b].label} ({100 * p.items.difference:+.1f}, "
                                   f"{bounds(p.items)}, adjusted p {pvalue(p.items_p)})" for p in near) + ".", ""]
     planned = {name: sum(u.system.name == name and not u.sweep for u in units) for name in systems}

@@ -6,6 +6,10 @@ an untrained system. Its phases:
     eval-choices, eval-generate     `layalign evaluate` on the study's eval data (resumes a killed run), lenient
                                     protocol; a sweep unit only the study's first scoring, on the sweep's rows
     rescore                         the same outputs judged under the paper protocol (evaluation.rescore)
+    eval-choices-zero-gates         a model with fusion gates (LayAlign), where choices are scored: the same
+                                    evaluation with every gate at zero (`layalign evaluate --zero-gates`)
+    diagnostics                     its gates and layer mix against the first stage's fusion_init.json, and the
+                                    zero-gate run against the real one (inspection.write_diagnostics)
     collect                         the small results into the results folder, then unit.json, written last
 
 Commands run from the study's root, and every path they and the records name is relative to it. A phase already
