@@ -237,6 +237,8 @@ def test_a_deterministic_system_adds_no_variance_and_a_one_seed_trained_one_no_i
         seed_level_interval([0.40], [0.30], a_deterministic=True, b_deterministic=True)
     with pytest.raises(ValueError, match="per-seed values"):
         seed_level_interval([], [0.30, 0.31])
+    with pytest.raises(ValueError, match="system a: expected a list of finite"):
+        seed_level_interval([0.4, float("nan")], [0.30, 0.31])
 
 
 def test_two_seeds_get_a_wider_seed_interval_than_their_bootstrap():

@@ -6,8 +6,8 @@ item are not 15 independent draws (an item that is hard in English tends to be h
 resamples item ids and keeps every language of an item together; resampling rows would understate the interval.
 Seeds are averaged first (per item and language), so the interval is over items, for the seed-averaged systems.
 `seed_and_item_bootstrap` also resamples each system's seeds, so that its interval holds the seed-to-seed noise too
-(training noise: which seed is drawn); with two or three seeds that part is rough, and a one-seed system adds none.
-`seed_level_interval` is the honest interval for the seed noise with 2-5 seeds (its docstring says why).
+(training noise: which seed is drawn); with two or three seeds it understates that part, and a one-seed system adds
+none. `seed_level_interval` is the honest interval for the seed noise with 2-5 seeds (its docstring says why).
 
 A table of pairs makes many comparisons: `holm` adjusts their p-values together, and `verdict` says "differs" only
 when the adjusted p-value is below alpha.
@@ -98,12 +98,8 @@ def paired_bootstrap(a: np.ndarray, b: np.ndarray, resamples: int = DEFAULT_RESA
     _check_level(level)
     per_item = (a - b).mean(axis=1)  # the item's difference over its languages: what is resampled
     n = per_item.shape[0]
-    rng = np.random.default_rng(seed)
-    draws = rng.integers(0, n, size=(resamples, n))
-    differences = per_item[draws].mean(axis=1)
-    low, high = _percentiles(differences, level)
-    return Interval(difference=float(per_item.mean()), low=low, high=high, level=level, items=n,
-                    languages=a.shape[1], resamples=resamples, p_value=_bootstrap_p(differences))
+    differences = _item_counts(n, resamples, np.random.default_rng(seed)) @ per_item / n
+    return _from_draws(float(per_item.mean()), differences, level, items=n, languages=a.shape[1])
 
 
 def seed_and_item_bootstrap(a: np.ndarray, b: np.ndarray, resamples: int = DEFAULT_RESAMPLES, seed: int = 0,
@@ -120,23 +116,21 @@ def seed_and_item_bootstrap(a: np.ndarray, b: np.ndarray, resamples: int = DEFAU
     per_seed_a, per_seed_b = a.mean(axis=2), b.mean(axis=2)  # (seeds, items): each item over its languages
     n = a.shape[1]
     rng = np.random.default_rng(seed)
-    items = rng.integers(0, n, size=(resamples, n))
+    counts = _item_counts(n, resamples, rng)
     means = []
     for per_seed in (per_seed_a, per_seed_b):
-        by_seed = per_seed[:, items].mean(axis=2)  # (seeds, resamples): each seed's mean over the drawn items
+        by_seed = per_seed @ counts.T / n  # (seeds, resamples): each seed's mean over the drawn items
         drawn = rng.integers(0, per_seed.shape[0], size=(resamples, per_seed.shape[0]))
         means.append(by_seed[drawn, np.arange(resamples)[:, None]].mean(axis=1))
-    differences = means[0] - means[1]
-    low, high = _percentiles(differences, level)
-    return Interval(difference=float(per_seed_a.mean() - per_seed_b.mean()), low=low, high=high,
-                    level=level, items=n, languages=a.shape[2], resamples=resamples,
-                    p_value=_bootstrap_p(differences), seeds=(a.shape[0], b.shape[0]))
+    return _from_draws(float(per_seed_a.mean() - per_seed_b.mean()), means[0] - means[1], level, items=n,
+                       languages=a.shape[2], seeds=(a.shape[0], b.shape[0]))
 
 
 def seed_level_interval(a_seed_values: Sequence[float], b_seed_values: Sequence[float], level: float = 0.95, *,
                         a_deterministic: bool = False, b_deterministic: bool = False) -> Interval:
     """The difference of two systems' mean accuracies over seeds, mean(a) - mean(b), with Welch's t-interval on the
     per-seed values (Welch-Satterthwaite degrees of freedom) and the two-sided p-value of the same t distribution.
+    The values are each seed's accuracy on the same rows, in one unit (fractions or points); so is the interval.
 
     Why not bootstrap the seeds: with n seeds the bootstrap draws from those n values, whose spread is the sample
     variance times (n - 1) / n (half of it with two seeds), and it treats that spread as known. With two seeds it can
@@ -150,14 +144,14 @@ def seed_level_interval(a_seed_values: Sequence[float], b_seed_values: Sequence[
     variance at all (the item bootstrap is the interval then). The interval holds the seed noise on the evaluated
     rows only; the item bootstraps hold the row noise."""
     _check_level(level)
-    parts = []  # (n, variance of the mean) per system
+    parts = []  # (values, variance of their mean) per system
     for name, values, deterministic in (("a", a_seed_values, a_deterministic), ("b", b_seed_values, b_deterministic)):
         x = np.asarray(values, dtype=float)
-        if x.ndim != 1 or x.size == 0:
-            raise ValueError(f"system {name}: expected a list of per-seed values, got shape {x.shape}")
+        if x.ndim != 1 or x.size == 0 or not np.all(np.isfinite(x)):
+            raise ValueError(f"system {name}: expected a list of finite per-seed values, got {values!r}")
         if x.size == 1 and not deterministic:
             raise ValueError(f"system {name} has one seed: its seed variance is unknown, so there is no seed-level "
-                             "interval (pass deterministic=True only for a system without seed noise)")
+                             f"interval ({name}_deterministic=True is only for a system without seed noise)")
         parts.append((x, x.var(ddof=1) / x.size if x.size > 1 else 0.0))
     (a, var_a), (b, var_b) = parts
     difference, variance = float(a.mean() - b.mean()), float(var_a + var_b)
@@ -194,7 +188,8 @@ def verdict(adjusted_p: float, interval: Interval, alpha: float = 0.05) -> str:
     The interval is the one shown beside the p-value, at level 1 - alpha. Its p-value and bounds come from the same
     draws (or t distribution), so an adjusted p-value below alpha, never smaller than the raw one, goes with an
     interval that excludes 0; requiring both keeps the verdict from reading more than either shows where the two
-    disagree at the last draw. An adjusted p-value below the interval's own raw one is a mismatch: ValueError."""
+    disagree at the last draw. (A wider, Bonferroni interval at 1 - alpha / pairs makes the verdict Bonferroni's,
+    stricter than Holm's.) An adjusted p-value below the interval's own raw one is a mismatch: ValueError."""
     if not 0 < alpha < 1:
         raise ValueError(f"alpha must be between 0 and 1, got {alpha}")
     if interval.p_value is not None and adjusted_p < interval.p_value:
@@ -230,13 +225,30 @@ def _check_level(level: float) -> None:
         raise ValueError(f"level must be between 0 and 1, got {level}")
 
 
+def _item_counts(n: int, resamples: int, rng: np.random.Generator) -> np.ndarray:
+    """(resamples, n): how often each of n items is drawn (with replacement, n draws) in each resample, so that a
+    resample's mean of per-item values is `counts @ values / n` (one product instead of a gathered copy)."""
+    draws = rng.integers(0, n, size=(resamples, n)) + n * np.arange(resamples)[:, None]
+    return np.bincount(draws.ravel(), minlength=resamples * n).reshape(resamples, n).astype(float)
+
+
+def _from_draws(difference: float, differences: np.ndarray, level: float, **sizes) -> Interval:
+    """The Interval of a bootstrap: its point estimate, percentile bounds and p-value from the resampled
+    differences; `sizes` are its items, languages and seeds."""
+    low, high = _percentiles(differences, level)
+    return Interval(difference=difference, low=low, high=high, level=level, resamples=differences.size,
+                    p_value=_bootstrap_p(differences), **sizes)
+
+
 def _bootstrap_p(differences: np.ndarray) -> float:
     """Two-sided p-value for "difference == 0" from the bootstrap's differences: twice the share of draws on the far
     side of 0 (at or beyond it) from the point estimate's side, each count + 1 over draws + 1 so that it is never 0,
     capped at 1. It inverts the percentile interval: p < 1 - level where that interval excludes 0. Swapping the
-    systems negates the draws and leaves it unchanged."""
+    systems negates the draws and leaves it unchanged. A draw within 1e-12 of 0 counts as 0: a draw that is not 0 is
+    at least 1 / (items x languages x seeds of a x seeds of b) away, and rounding must not move a tie."""
     n = differences.size + 1
-    at_or_below, at_or_above = np.count_nonzero(differences <= 0) + 1, np.count_nonzero(differences >= 0) + 1
+    at_or_below = np.count_nonzero(differences <= 1e-12) + 1
+    at_or_above = np.count_nonzero(differences >= -1e-12) + 1
     return min(1.0, 2 * min(at_or_below, at_or_above) / n)
 
 
@@ -273,8 +285,8 @@ def _incomplete_beta(a: float, b: float, x: float) -> float:
             term = -(a + m) * (a + b + m) * x / ((a + 2 * m) * (a + 2 * m + 1))
         else:
             term = m * (b - m) * x / ((a + 2 * m - 1) * (a + 2 * m))
-        d = 1.0 / (1.0 + term * d if abs(1.0 + term * d) > tiny else tiny)
-        c = 1.0 + term / c if abs(1.0 + term / c) > tiny else tiny
+        d, c = 1.0 + term * d, 1.0 + term / c
+        d, c = 1.0 / (d if abs(d) > tiny else tiny), (c if abs(c) > tiny else tiny)  # Lentz: never divide by 0
         f *= c * d
         if abs(1.0 - c * d) < 1e-15:
             return front * (f - 1.0)
