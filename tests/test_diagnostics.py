@@ -18,6 +18,7 @@ from layalign.inspection import (
     FusionWeights,
     InspectError,
     describe,
+    find_fusion_init,
     moved_rows,
     movement,
     read_fusion_init,
@@ -67,6 +68,11 @@ def test_a_later_stage_records_the_weights_it_starts_from(pair, tmp_path):
     trained = adapters(first / "final")
     assert np.array_equal(record.gates, trained["gates"].numpy())
     assert np.array_equal(record.value_mix, trained["aligner.layer_mix.weight"].numpy()[1::2])
+    # inspect measures movement from the random initialisation: the first stage's record, through init_from
+    assert find_fusion_init(second / "final") == first / FUSION_INIT
+    assert find_fusion_init(first / "final") == first / FUSION_INIT
+    (first / FUSION_INIT).unlink()
+    assert find_fusion_init(second / "final") is None  # the chain is broken: no reference, rather than a wrong one
 
 
 def test_a_model_without_gates_stores_no_fusion_init(pair, tmp_path):

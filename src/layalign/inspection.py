@@ -290,10 +290,25 @@ def _thin(count: int, most: int = 24) -> list[int]:
 
 
 def find_fusion_init(model_dir: str | Path) -> Path | None:
-    """The `fusion_init.json` of the stage that wrote `model_dir` (its best/ or final/ sits in the stage's folder);
-    None if there is none."""
-    model_dir = Path(model_dir)
-    return next((d / FUSION_INIT for d in (model_dir, model_dir.parent) if (d / FUSION_INIT).is_file()), None)
+    """The `fusion_init.json` of the random initialisation behind `model_dir`: that of the stage that wrote it (its
+    best/ or final/ sits in the stage's folder), or, for a stage that started from an earlier one (`init_from` in
+    its train_config.yaml, read as training read it: relative to the working directory), that earlier stage's, back
+    to the first. The first stage's start is the reference because later stages start from trained values, whose
+    spread is not the initialisation's noise. None where the chain breaks."""
+    import yaml
+
+    folder = Path(model_dir)
+    for _ in range(8):  # stages in a chain; more means a loop of init_from
+        stage = next((d for d in (folder, folder.parent) if (d / FUSION_INIT).is_file()), None)
+        if stage is None:
+            return None
+        config = stage / "train_config.yaml"
+        init_from = (yaml.safe_load(config.read_text(encoding="utf-8")) or {}).get("init_from") \
+            if config.is_file() else None
+        if not init_from:
+            return stage / FUSION_INIT
+        folder = Path(init_from)
+    return None
 
 
 def cli_inspect(args: Any) -> int:

@@ -272,8 +272,10 @@ def cli_evaluate(args: Any) -> int:
     if not any(examples.values()):
         raise ValueError(f"no {args.benchmark} examples found (data={args.data}, langs={args.langs})")
     # after the data: a bad path fails before a slow load
+    # like the lengths, zero_gates is passed only when asked for
+    zero_gates = {"zero_gates": True} if getattr(args, "zero_gates", False) else {}
     system = load_system(args.model, device=args.device, dtype=getattr(args, "dtype", None),
-                         zero_gates=getattr(args, "zero_gates", False), **length_overrides(args))
+                         **length_overrides(args), **zero_gates)
     name = args.name or system.name
     out = Path(args.out) if args.out else Path("runs/eval") / f"{args.benchmark}-{_slug(name)}"
     results = evaluate(system, args.benchmark, examples, out, batch_size=args.batch_size,
