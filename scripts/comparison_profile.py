@@ -5,7 +5,7 @@ report's "How a unit is run") and profile.json.
     python scripts/comparison_profile.py                     # both parts, one thread (a lane of --lanes 2)
     python scripts/comparison_profile.py --skip-unit         # only the in-turn measurements
 
-1. One LayAlign unit at small sizes through scripts/comparison.py itself (10 translation and 10 task steps with the
+1. One LayAlign unit at small sizes through `layalign study run xnli` itself (10 translation and 10 task steps with the
    recipes' dev sets, 20 rows x 3 languages evaluated both ways): seconds per phase.
 2. In one process, candidates timed in turn (A B C, A B C, ...; medians), so that the load of a shared machine hits
    them alike: choice scoring at batch 8 / 16 / 32 (float32) and at 16 with the frozen models in bfloat16;
@@ -47,7 +47,7 @@ def in_turn(calls: dict, repeats: int) -> dict[str, float]:
 
 
 def unit_phases(work: Path) -> tuple[dict, str]:
-    command = [sys.executable, "scripts/comparison.py", "run", "--units", "layalign-s0", "--steps", "10",
+    command = [sys.executable, "-m", "layalign", "study", "run", "xnli", "--units", "layalign-s0", "--steps", "10",
                "--stage1-steps", "10", "--limit", "20", "--langs", *LANGS, "--work", str(work),
                "--results", str(work / "units"), "--threads", "1"]
     start = time.time()
@@ -56,7 +56,7 @@ def unit_phases(work: Path) -> tuple[dict, str]:
         raise RuntimeError(done.stdout[-2000:] + done.stderr[-2000:])
     record = json.loads((work / "units" / "layalign-s0" / "unit.json").read_text())
     record["wall_seconds"] = round(time.time() - start, 1)
-    return record, " ".join(["python", *command[1:]])
+    return record, " ".join(["layalign", *command[3:]])
 
 
 def measure(repeats: int) -> dict:

@@ -43,6 +43,8 @@ def test_kill_and_resume_ends_where_an_uninterrupted_run_ends(pair, tmp_path):
         torch.testing.assert_close(a[name], b[name], rtol=0, atol=1e-6)
     assert [r["step"] for r in log(resumed)] == list(range(1, 9))  # the killed run's steps 5-6 were dropped
     assert [r["loss"] for r in log(resumed)] == pytest.approx([r["loss"] for r in log(whole)], abs=1e-5)
+    # written when the stage started, not again when it resumed from step 4
+    assert (resumed / "fusion_init.json").read_text() == (whole / "fusion_init.json").read_text()
 
 
 @pytest.mark.parametrize("recorded", [1000.0, "absent"])

@@ -19,6 +19,9 @@ _HANDLERS = {
     "compare": "layalign.evaluation.report:cli_compare",
     "inspect": "layalign.inspection:cli_inspect",
     "serve": "layalign.integrations.vllm.serving:cli_serve",
+    "study run": "layalign.studies.command:cli_study",
+    "study status": "layalign.studies.command:cli_study",
+    "study report": "layalign.studies.command:cli_study",
 }
 
 
@@ -78,6 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--out", default=None, help="output folder (default: runs/eval/<benchmark>-<model name>)")
     ev.add_argument("--name", default=None, help="the system's name in tables")
     ev.add_argument("--device", default=None)
+    ev.add_argument("--zero-gates", action="store_true",
+                    help="set every fusion gate to zero (no retraining): the same model without its fusion branch's "
+                         "contribution; run.json records it")
     _dtype_option(ev)
     _length_options(ev)
 
@@ -89,6 +95,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     ins = sub.add_parser("inspect", help="gate values and layer-mix weights of a trained model")
     ins.add_argument("model")
+    ins.add_argument("--init", default=None,
+                     help="the fusion_init.json to measure movement against (default: the one of the stage that "
+                          "wrote MODEL, if any); top encoder layers are listed only for rows that moved")
     ins.add_argument("--out", default=None, help="where to write the heatmap PNG (default: inside the model dir)")
 
     srv = sub.add_parser("serve", help="serve a trained model through vLLM's OpenAI-compatible API (docs/serving.md)")
@@ -99,6 +108,12 @@ def build_parser() -> argparse.ArgumentParser:
     srv.add_argument("--python", default=None, help="a Python with vLLM installed (default: this one)")
     srv.add_argument("--dry-run", action="store_true", help="export and print the vllm command only")
     srv.add_argument("--vllm-args", default="", help='more `vllm serve` options, one string: "--port 8001 ..."')
+
+    study = sub.add_parser("study", help="run a study (systems x seeds, declared in YAML), see where it stands, "
+                           "write its report")
+    from layalign.studies.command import add_study_commands  # imports no torch
+
+    add_study_commands(study)
     return parser
 
 
@@ -175,7 +190,8 @@ def main(argv: list[str] | None = None) -> int:
     from layalign.allocator import keep_freed_memory
 
     keep_freed_memory()  # before any tensor exists: reuse freed memory instead of page-faulting it in every step
-    key = args.command + (f" {args.models_command}" if args.command == "models" else "")
+    key = args.command + (f" {getattr(args, args.command + '_command')}" if args.command in ("models", "study")
+                          else "")
     module_name, function_name = _HANDLERS[key].split(":")
     handler = getattr(importlib.import_module(module_name), function_name)
     from layalign.backbones.catalogue import CatalogueError  # a failed pull or checksum: expected, no traceback

@@ -1,6 +1,12 @@
 """`layalign inspect MODEL`: what a trained LayAlign model learned about layers, read straight from its files
 (no model loading): the gate of every fused LLM layer, and which encoder layers feed each layer's key and value
-inputs (the rows of the aligner's layer mix). Draws one PNG: key and value heatmaps plus the gates."""
+inputs (the rows of the aligner's layer mix). Draws one PNG: key and value heatmaps plus the gates.
+
+What moved: training stores the gates and the layer mix as they were when a stage started (`fusion_init.json`,
+written by `layalign.training.loop`). Against that record, `movement` says how far the weights went from their
+initialisation; a row's strongest encoder layers are read only where the row moved beyond the initialisation's
+own spread (a row still inside its random draw lists noise). `write_diagnostics` puts this beside the branch's
+measured contribution (the same model evaluated with every gate at zero, `layalign.evaluation.divergence`)."""
 
 from __future__ import annotations
 
@@ -16,6 +22,7 @@ from layalign.model.config import ADAPTER_NAME, CONFIG_NAME
 
 GATES = "gates"
 LAYER_MIX = "aligner.layer_mix.weight"
+FUSION_INIT = "fusion_init.json"  # in a stage's output folder: the fusion weights before its first optimiser step
 DEFAULT_PNG = "inspect.png"
 TOP_K = 3  # encoder layers listed per key/value row; the heatmap shows them all
 
@@ -31,6 +38,66 @@ class FusionWeights:
     gates: np.ndarray  # (F,)
     key_mix: np.ndarray | None  # (F, L_sel): row i = weights over encoder layers for LLM layer i's key input
     value_mix: np.ndarray | None  # (F, L_sel)
+
+    def as_record(self) -> dict[str, Any]:
+        """The weights as JSON-ready lists (float32 values as Python floats: the round trip is exact)."""
+        def rows(mix: np.ndarray | None) -> list[list[float]] | None:
+            return None if mix is None else [[float(x) for x in row] for row in mix]
+
+        return {"llm_layers": list(self.llm_layers), "encoder_layers": list(self.encoder_layers),
+                "gates": [float(g) for g in self.gates], "key_mix": rows(self.key_mix),
+                "value_mix": rows(self.value_mix)}
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any], source: str = "record") -> FusionWeights:
+        """The inverse of `as_record`; InspectError (naming `source`) for a record of the wrong shape."""
+        try:
+            llm_layers, encoder_layers = list(record["llm_layers"]), list(record["encoder_layers"])
+            gates = np.asarray(record["gates"], dtype=np.float32)
+            key_mix, value_mix = (None if record.get(k) is None else np.asarray(record[k], dtype=np.float32)
+                                  for k in ("key_mix", "value_mix"))
+        except (KeyError, TypeError, ValueError) as err:
+            raise InspectError(f"{source}: not a fusion record ({type(err).__name__}: {err})") from None
+        expected = (len(llm_layers), len(encoder_layers))
+        if gates.shape != expected[:1] or any(m is not None and m.shape != expected for m in (key_mix, value_mix)):
+            raise InspectError(f"{source}: gates and layer-mix rows do not match {expected[0]} llm_layers x "
+                               f"{expected[1]} encoder_layers")
+        return cls(llm_layers, encoder_layers, gates, key_mix, value_mix)
+
+
+def fusion_weights_of(model: Any) -> FusionWeights | None:
+    """The gates and layer mix of a LayAlignModel in memory, as they are now; None for a model without gates."""
+    gates = getattr(model, "gates", None)
+    if gates is None:
+        return None
+    mix = model.aligner.layer_mix.weight.detach().float().cpu().numpy()
+    return FusionWeights(list(model.config.llm_layers), list(model.config.encoder_layers),
+                         gates.detach().float().cpu().numpy(), mix[0::2], mix[1::2])
+
+
+def write_fusion_init(model: Any, out_dir: str | Path) -> Path | None:
+    """`out_dir/fusion_init.json` from the model's fusion weights now (a stage calls it before its first step);
+    nothing for a model without gates."""
+    weights = fusion_weights_of(model)
+    if weights is None:
+        return None
+    path = Path(out_dir) / FUSION_INIT
+    path.write_text(json.dumps(weights.as_record()) + "\n", encoding="utf-8")
+    return path
+
+
+def read_fusion_init(path: str | Path) -> FusionWeights:
+    """A `fusion_init.json` (or a folder holding one); InspectError if absent or malformed."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / FUSION_INIT
+    if not path.is_file():
+        raise InspectError(f"{path}: no such file (a stage writes {FUSION_INIT} in its output folder)")
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise InspectError(f"{path}: line {err.lineno} is not valid JSON ({err.msg})") from None
+    return FusionWeights.from_record(record, str(path))
 
 
 def load_fusion_weights(model_dir: str | Path) -> FusionWeights:
@@ -87,17 +154,90 @@ def describe_directory(config: dict, adapter_path: Path) -> str:
     return "\n".join(lines)
 
 
-def describe(weights: FusionWeights, top_k: int = TOP_K) -> str:
-    """A text report: one line per fused LLM layer with its gate and its strongest key/value encoder layers."""
+def _stacked_mix(weights: FusionWeights) -> np.ndarray:
+    """Key rows then value rows, (2F, L_sel), float64 for the statistics."""
+    return np.concatenate([weights.key_mix, weights.value_mix]).astype(np.float64)
+
+
+def _check_same_layout(init: FusionWeights, final: FusionWeights) -> None:
+    if (init.llm_layers, init.encoder_layers) != (final.llm_layers, final.encoder_layers):
+        raise InspectError(f"the init record is of another model: llm_layers {init.llm_layers} and encoder_layers "
+                           f"{init.encoder_layers} there, {final.llm_layers} and {final.encoder_layers} here")
+    if (init.key_mix is None) != (final.key_mix is None):
+        raise InspectError("one of the init record and the model has a layer mix, the other not")
+
+
+def row_changes(init: FusionWeights, final: FusionWeights) -> dict[tuple[int, str], float]:
+    """(LLM layer, "key" | "value") -> the row's root-mean-square change from its initialisation."""
+    _check_same_layout(init, final)
+    if final.key_mix is None:
+        return {}
+    change = np.sqrt(np.mean((_stacked_mix(final) - _stacked_mix(init)) ** 2, axis=1))
+    n = len(final.llm_layers)
+    return {(layer, kind): float(change[offset + i]) for offset, kind in ((0, "key"), (n, "value"))
+            for i, layer in enumerate(final.llm_layers)}
+
+
+def moved_rows(init: FusionWeights, final: FusionWeights) -> dict[tuple[int, str], float]:
+    """The rows that moved beyond their initialisation spread, with their RMS change.
+
+    "Moved": the row's root-mean-square change from its own initial values exceeds the initialisation spread (the
+    standard deviation of every initial layer-mix weight). Why: the initial weights are random draws of that
+    spread, so a row changed by less is still mostly its draw, and which encoder layers weigh most in it says more
+    about the seed than about training; a row changed by more carries a pattern at least as large as the noise it
+    started from."""
+    spread = float(np.std(_stacked_mix(init))) if init.key_mix is not None else 0.0
+    return {row: change for row, change in row_changes(init, final).items() if change > spread}
+
+
+def movement(init: FusionWeights, final: FusionWeights) -> dict[str, Any]:
+    """How far the fusion weights went from their initialisation: {"gates": {"init", "final"}, "layer_mix":
+    {"init_spread", "final_spread", "init_bound", "within_init_bound", "moved_rows"}} ("layer_mix" is None for a
+    model without one). Spread: the standard deviation of all layer-mix weights (key and value rows). Init bound:
+    the largest |initial weight| (nn.Linear draws them uniformly within 1/sqrt(encoder layers)); within_init_bound:
+    the share of final weights with |w| at most that bound. moved_rows: see `moved_rows`, sorted by layer."""
+    _check_same_layout(init, final)
+    gates = {"init": [float(g) for g in init.gates], "final": [float(g) for g in final.gates]}
+    if final.key_mix is None:
+        return {"gates": gates, "layer_mix": None}
+    start, end = _stacked_mix(init), _stacked_mix(final)
+    bound = float(np.abs(start).max())
+    moved = moved_rows(init, final)
+    order = sorted(moved, key=lambda row: (row[0], row[1] != "key"))
+    return {"gates": gates, "layer_mix": {
+        "init_spread": float(np.std(start)), "final_spread": float(np.std(end)), "init_bound": bound,
+        "within_init_bound": float(np.mean(np.abs(end) <= bound)),
+        "moved_rows": [{"llm_layer": layer, "input": kind, "rms_change": moved[(layer, kind)]}
+                       for layer, kind in order]}}
+
+
+def describe(weights: FusionWeights, top_k: int = TOP_K, init: FusionWeights | None = None) -> str:
+    """A text report: one line per fused LLM layer with its gate (and its initial value, given `init`), and its
+    strongest key/value encoder layers, listed only for rows that moved beyond their initialisation spread
+    (`moved_rows`; without `init` nothing is known to have moved, so none are listed)."""
+    k = min(top_k, len(weights.encoder_layers))
+    moved = moved_rows(init, weights) if init is not None else {}
     lines = [f"{len(weights.llm_layers)} fused LLM layers; encoder layers mixed: {weights.encoder_layers}",
-             f"gate: the scalar g_i scaling the fusion branch (0 = the bare LLM); "
-             f"key/value: the {min(top_k, len(weights.encoder_layers))} encoder layers with the largest "
-             "|layer-mix weight|"]
+             f"gate: the scalar g_i scaling the fusion branch (0 = the bare LLM); key/value: the {k} encoder layers "
+             "with the largest |layer-mix weight|, for rows that moved beyond their initialisation spread only"]
+    if weights.key_mix is not None and init is None:
+        lines.append(f"(no {FUSION_INIT}: the initial weights are unknown, so no row is known to have moved and no "
+                     "top layers are listed; pass --init)")
+    elif weights.key_mix is not None:
+        change = movement(init, weights)["layer_mix"]
+        lines.append(f"layer mix: spread {change['init_spread']:.3f} at init, now {change['final_spread']:.3f}; "
+                     f"{100 * change['within_init_bound']:.0f} % of weights within the init bound "
+                     f"{change['init_bound']:.3f}; {len(moved)} of {2 * len(weights.llm_layers)} rows moved")
     for row, (layer, gate) in enumerate(zip(weights.llm_layers, weights.gates, strict=True)):
         line = f"LLM layer {layer:>3}  gate {gate:+.4f}"
+        if init is not None:
+            line += f" (init {init.gates[row]:+.4f})"
         if weights.key_mix is not None:
-            line += f"  key <- {_top(weights.key_mix[row], weights.encoder_layers, top_k)}"
-            line += f"  value <- {_top(weights.value_mix[row], weights.encoder_layers, top_k)}"
+            for kind, mix in (("key", weights.key_mix), ("value", weights.value_mix)):
+                if (layer, kind) in moved:
+                    line += f"  {kind} <- {_top(mix[row], weights.encoder_layers, top_k)}"
+                elif init is not None:
+                    line += f"  {kind}: within init noise"
         lines.append(line)
     if weights.key_mix is None:
         lines.append(f"(no {LAYER_MIX} in the adapter: gates only)")
@@ -149,14 +289,42 @@ def _thin(count: int, most: int = 24) -> list[int]:
     return list(range(0, count, step))
 
 
+def find_fusion_init(model_dir: str | Path) -> Path | None:
+    """The `fusion_init.json` of the random initialisation behind `model_dir`: that of the stage that wrote it (its
+    best/ or final/ sits in the stage's folder), or, for a stage that started from an earlier one (`init_from` in
+    its train_config.yaml, read as training read it: relative to the working directory), that earlier stage's, back
+    to the first. The first stage's start is the reference because later stages start from trained values, whose
+    spread is not the initialisation's noise. None where the chain breaks."""
+    import yaml
+
+    folder = Path(model_dir)
+    for _ in range(8):  # stages in a chain; more means a loop of init_from
+        stage = next((d for d in (folder, folder.parent) if (d / FUSION_INIT).is_file()), None)
+        if stage is None:
+            return None
+        config = stage / "train_config.yaml"
+        init_from = (yaml.safe_load(config.read_text(encoding="utf-8")) or {}).get("init_from") \
+            if config.is_file() else None
+        if not init_from:
+            return stage / FUSION_INIT
+        folder = Path(init_from)
+    return None
+
+
 def cli_inspect(args: Any) -> int:
-    """`layalign inspect MODEL [--out PNG]`: print gates and layer-mix summary, write the PNG."""
+    """`layalign inspect MODEL [--init JSON] [--out PNG]`: print gates and layer-mix summary, write the PNG."""
+    from layalign.pretrained import locate
+
     try:
         weights = load_fusion_weights(args.model)
+        init_path = getattr(args, "init", None) or find_fusion_init(locate(args.model))
+        init = read_fusion_init(init_path) if init_path else None
+        print(describe(weights, init=init))
     except InspectError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    print(describe(weights))
+    if init_path:
+        print(f"(initial weights from {init_path})")
     from layalign.pretrained import locate
 
     shipped = locate(args.model) != str(args.model)  # its folder is inside the installed package: write here instead
@@ -166,3 +334,30 @@ def cli_inspect(args: Any) -> int:
         out = out / DEFAULT_PNG
     print(f"\nwrote {plot(weights, out)}")
     return 0
+
+
+def write_diagnostics(model_dir: str | Path | None, init_json: str | Path | None,
+                      with_gates_dir: str | Path | None, zero_gates_dir: str | Path | None,
+                      out_json: str | Path) -> dict[str, Any]:
+    """The fusion's diagnostics in one JSON file: {"gates", "layer_mix"} (`movement` of the model in `model_dir`
+    against `init_json`) and "zero_gates" (`layalign.evaluation.divergence.compare_choice_runs` of the evaluation
+    folders with and without the gates). A part whose arguments are None is null (the gates part keeps whichever
+    of init and final is known). Returns what it wrote."""
+    final = load_fusion_weights(model_dir) if model_dir is not None else None
+    init = read_fusion_init(init_json) if init_json is not None else None
+    if final is not None and init is not None:
+        result = movement(init, final)
+    else:
+        known = {"init": init, "final": final}
+        result = {"gates": None if final is None and init is None else
+                  {k: None if w is None else [float(g) for g in w.gates] for k, w in known.items()},
+                  "layer_mix": None}
+    result["zero_gates"] = None
+    if with_gates_dir is not None and zero_gates_dir is not None:
+        from layalign.evaluation.divergence import compare_choice_runs
+
+        result["zero_gates"] = compare_choice_runs(with_gates_dir, zero_gates_dir)
+    out = Path(out_json)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
+    return result

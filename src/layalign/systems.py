@@ -35,6 +35,7 @@ class LayAlignSystem:
         self.model = model.eval()
         self.name = name
         self.processor = processor or LayAlignProcessor.from_model(model)
+        self.zero_gates = False  # set by load_system(..., zero_gates=True): every fusion gate was zeroed
 
     @property
     def lengths(self) -> dict[str, int]:
@@ -177,7 +178,8 @@ def _cache_argument(llm) -> str:
 
 
 def load_system(model: str, device: str | None = None, dtype: str | None = None, *,
-                max_source_length: int | None = None, max_prompt_length: int | None = None):
+                max_source_length: int | None = None, max_prompt_length: int | None = None,
+                zero_gates: bool = False) -> LayAlignSystem | LLMOnlySystem:
     """`llm:REF` -> the bare LLM; a LayAlign (or llm-lora) directory, or the name of a model shipped with the package
     (`layalign.pretrained`) -> the trained model, a training run's output directory -> the model its `select` chose;
     `ENCODER,LLM` -> an untrained LayAlign pair (gates at zero: it answers
@@ -185,7 +187,26 @@ def load_system(model: str, device: str | None = None, dtype: str | None = None,
 
     Input lengths: a trained model uses the lengths recorded in its config (see `recorded_lengths`), the others the
     processor's defaults; `max_source_length` / `max_prompt_length` override either, and the bare LLM's prompt limit
-    is `max_prompt_length` too."""
+    is `max_prompt_length` too.
+
+    zero_gates: every fusion gate set to zero after loading (no retraining), so the fused model answers exactly as
+    if the branch were absent: the branch's contribution is the difference from the same model with its gates.
+    A ValueError for a system without gates."""
+    system = _load_system(model, device, dtype, max_source_length=max_source_length,
+                          max_prompt_length=max_prompt_length)
+    if zero_gates:
+        gates = getattr(getattr(system, "model", None), "gates", None)
+        if gates is None:
+            raise ValueError(f"--zero-gates needs a model with fusion gates; {model} has none "
+                             "(no layer-wise fusion: MindMerger, an LLM-only row or a LangBridge-style model)")
+        with torch.no_grad():
+            gates.zero_()
+        system.zero_gates = True
+    return system
+
+
+def _load_system(model: str, device: str | None, dtype: str | None, *, max_source_length: int | None,
+                 max_prompt_length: int | None) -> LayAlignSystem | LLMOnlySystem:
     from layalign.pretrained import locate
 
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")

@@ -9,6 +9,8 @@ Modules:
 - `report`: markdown tables, CSV, bar charts, a run's results files, `compare_runs` and `layalign compare`.
 - `regression`: the regression subset a shipped model (`layalign.pretrained`) is checked on.
 - `statistics`: seed summaries and the paired bootstrap over items of a comparison (numpy only).
+- `divergence`: two choice-scoring runs of the same examples compared (accuracy difference, mean KL divergence of
+  the answer distributions, changed predictions): the fusion branch's contribution, with `--zero-gates`.
 
 A benchmark's facts (reader, languages, low-resource set, default data, generation length, choices, metrics,
 answer kind) come from the registry in `layalign.tasks`.

@@ -1,5 +1,5 @@
 """Reports of evaluation runs: markdown tables, CSV, bar charts, a run's results files, and the side-by-side
-comparison of several runs (`layalign compare`; scripts/comparison_report.py lays out its tables through here too).
+comparison of several runs (`layalign compare`; layalign.studies.report lays out its tables through here too).
 
 A run's `results.json`, `results.md`, `results.csv` and chart are all recomputed from its predictions.jsonl by
 `layalign.evaluation.run.evaluate`; this module only lays out what `score_predictions` returned.

@@ -54,7 +54,8 @@ class System(Protocol):
 
     `langs` gives every example's language (encoders with a source-language tag read it). Optional members, read
     with getattr: `lengths` (the input limits it applies, recorded in run.json and results.json) and
-    `last_truncated` (per example of the latest call, the inputs cut to those limits; counted per language)."""
+    `last_truncated` (per example of the latest call, the inputs cut to those limits; counted per language),
+    `zero_gates` (True when every fusion gate was set to zero: `load_system(..., zero_gates=True)`)."""
 
     name: str
 
@@ -102,8 +103,10 @@ def evaluate(
     max_new_tokens = max_new_tokens or task.max_new_tokens
     lengths = getattr(system, "lengths", None)
     dtype = system_dtype(system)
+    zero_gates = bool(getattr(system, "zero_gates", False))
     _check_run_record(out, {"benchmark": benchmark, "system": name, "max_new_tokens": max_new_tokens,
-                            "scoring": scoring, "protocol": protocol, "lengths": lengths, "dtype": dtype})
+                            "scoring": scoring, "protocol": protocol, "lengths": lengths, "dtype": dtype,
+                            "zero_gates": zero_gates})
 
     pred_path = out / PREDICTIONS
     done = {row_key(row) for row in load_predictions(pred_path, repair=True)}
@@ -248,9 +251,10 @@ def _check_run_record(out: Path, record: dict) -> None:
     the same directory."""
     path = out / RUN_RECORD
     if path.exists():
-        # runs from before scoring and protocol existed were generated and lenient; their lengths and dtype unknown
+        # runs from before scoring and protocol existed were generated and lenient; their lengths and dtype unknown;
+        # runs from before --zero-gates existed kept their gates
         old = {"scoring": "generate", "protocol": DEFAULT_PROTOCOL, "lengths": record["lengths"],
-               "dtype": record.get("dtype")} \
+               "dtype": record.get("dtype"), "zero_gates": False} \
             | json.loads(path.read_text(encoding="utf-8"))
         diff = {k: (old.get(k), v) for k, v in record.items() if old.get(k) != v}
         if diff and (out / PREDICTIONS).exists():
@@ -268,8 +272,10 @@ def cli_evaluate(args: Any) -> int:
     if not any(examples.values()):
         raise ValueError(f"no {args.benchmark} examples found (data={args.data}, langs={args.langs})")
     # after the data: a bad path fails before a slow load
+    # like the lengths, zero_gates is passed only when asked for
+    zero_gates = {"zero_gates": True} if getattr(args, "zero_gates", False) else {}
     system = load_system(args.model, device=args.device, dtype=getattr(args, "dtype", None),
-                         **length_overrides(args))
+                         **length_overrides(args), **zero_gates)
     name = args.name or system.name
     out = Path(args.out) if args.out else Path("runs/eval") / f"{args.benchmark}-{_slug(name)}"
     results = evaluate(system, args.benchmark, examples, out, batch_size=args.batch_size,

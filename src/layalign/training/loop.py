@@ -7,6 +7,8 @@ token of the global batch (token-weighted, as if it were one batch), so 2 proces
 
 Output directory:
     train_config.yaml     the recipe as run (overrides applied)
+    fusion_init.json      a model with layer-wise fusion: its gates and layer mix before the first optimiser step
+                          (`layalign.inspection`; not rewritten when a run resumes from a checkpoint)
     train_log.jsonl       one line per logged step (loss, lr, ..., elapsed_s: training time over all the
                           stage's runs) and per dev evaluation
     checkpoints/step-N/   see `layalign.training.checkpoint`
@@ -32,6 +34,7 @@ import torch
 
 from layalign.data import TrainExample, split_dev
 from layalign.files import relative_to_root
+from layalign.inspection import FusionWeights, fusion_weights_of, write_fusion_init
 from layalign.model.modeling import LayAlignModel
 from layalign.model.processing import LayAlignProcessor
 from layalign.training.batching import Batcher, plan_batches, process_share
@@ -235,6 +238,17 @@ def setup(config: TrainConfig, resume: bool, model: LayAlignModel | None, proces
                max_steps=max_steps, epoch_batches=epoch_batches)
 
 
+def initial_fusion_weights(config: TrainConfig) -> FusionWeights | None:
+    """The gates and layer mix a stage of `config` starts from (what it stores in fusion_init.json), rebuilt
+    without training. The same random draws as `setup`: the seed set, then the model built; the readers `setup`
+    runs between the two draw from their own random.Random(seed), not from the global generators (a test checks
+    the equality). None for a model without gates."""
+    from accelerate.utils import set_seed
+
+    set_seed(config.seed)
+    return fusion_weights_of(load_model(config))
+
+
 def make_scheduler(optimizer: torch.optim.Optimizer, name: str, warmup_steps: int, max_steps: int
                    ) -> torch.optim.lr_scheduler.LRScheduler:
     """The learning-rate schedule (TrainConfig.lr_scheduler), each with a linear warm-up over `warmup_steps`."""
@@ -270,6 +284,8 @@ def start(run: Run, resume: bool) -> TrainState:
         run.out.mkdir(parents=True, exist_ok=True)
         # paths relative to the current directory (the repository root): the record names no disk
         (run.out / "train_config.yaml").write_text(relative_to_root(config.to_yaml()), encoding="utf-8")
+        if state.step == 0:  # the stage starts here: its fusion weights before any update
+            write_fusion_init(run.unwrapped, run.out)
         _trim_log(run.out / "train_log.jsonl", state.step)
         print(f"{config.stage} stage: {len(run.train_examples)} training examples, {len(run.dev_examples)} dev, "
               f"{run.unwrapped.num_trainable_parameters():,} trainable parameters, global batch {run.global_batch}, "

@@ -1,0 +1,393 @@
+"""Running a study's units, resumably. A unit is one (system, seed), a learning-rate sweep point (system, rate), or
+an untrained system. Its phases:
+
+    train-translation, train-task   `layalign train ... --resume`, one per stage the system declares; checkpoints in
+                                    the work folder (not committed)
+    eval-choices, eval-generate     `layalign evaluate` on the study's eval data (resumes a killed run), lenient
+                                    protocol; a sweep unit only the study's first scoring, on the sweep's rows
+    rescore                         the same outputs judged under the paper protocol (evaluation.rescore)
+    eval-choices-zero-gates         a model with fusion gates (LayAlign), where choices are scored: the same
+                                    evaluation with every gate at zero (`layalign evaluate --zero-gates`)
+    diagnostics                     its gates and layer mix against the first stage's fusion_init.json, and the
+                                    zero-gate run against the real one (inspection.write_diagnostics)
+    collect                         the small results into the results folder, then unit.json, written last
+
+Commands run from the study's root, and every path they and the records name is relative to it. A phase already
+finished is skipped; a unit with its unit.json is done.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import platform
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from layalign.studies.settings import Settings
+from layalign.studies.spec import PROTOCOLS, Stage, Study, System, Unit, relative_path
+
+MARKER = "unit.json"
+PHASES_FILE = "phases.json"
+DIAGNOSTICS = Path("diagnostics") / "diagnostics.json"  # the fusion's, in a LayAlign unit's folders
+SWEEP_FILE = "lr_sweep.json"  # in the results folder: each swept system's scores and pick
+# fields of a prediction row that the committed copy leaves out: the inputs are the eval set's own text, found again
+# from the row id; everything scored stays
+BULKY_FIELDS = ("prompt", "source")
+
+
+class Runner:
+    """Runs `layalign` commands from the study's root: in a subprocess with its own thread count (the default), or
+    in this process (tests: no interpreter start per command). Each command's output goes to a log file."""
+
+    def __init__(self, root: Path, threads: int | None = None, in_process: bool = False, lanes: int = 1):
+        self.root, self.threads, self.in_process, self.lanes = root, threads, in_process, lanes
+
+    def __call__(self, argv: list[str], log: Path) -> None:
+        log.parent.mkdir(parents=True, exist_ok=True)
+        if self.in_process:
+            from layalign.cli import main
+
+            with contextlib.chdir(self.root):
+                code = main(argv)
+        else:
+            env = os.environ | {"TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1"}
+            if self.threads:
+                env |= {"OMP_NUM_THREADS": str(self.threads), "MKL_NUM_THREADS": str(self.threads)}
+            with log.open("a", encoding="utf-8") as f:
+                f.write(f"\n$ layalign {shlex.join(argv)}\n")
+                f.flush()
+                code = subprocess.run([sys.executable, "-m", "layalign", *argv], stdout=f, stderr=subprocess.STDOUT,
+                                      env=env, cwd=self.root).returncode
+        if code != 0:
+            raise RuntimeError(f"`layalign {shlex.join(argv)}` failed (exit {code}); see {log}")
+
+
+def stage_overrides(unit: Unit, stage: Stage, settings: Settings, work: str, study: Study,
+                    results: Path) -> list[str]:
+    """The `key=value` overrides of one stage's `layalign train`; `work` is the unit's work folder, relative."""
+    out = [f"seed={unit.seed}", f"data_dir={settings.data}", f"output_dir={work}/{stage.name}", *stage.overrides]
+    if stage.name == "task":
+        sweep = study.lr_sweep
+        out.append(f"max_steps={sweep.steps if unit.sweep and not settings.dry_run else settings.steps}")
+        previous = [s for s in unit.system.stages if s.name != "task"]
+        out.append(f"init_from={work}/{previous[-1].name}" if previous else "init_from=null")
+        if unit.sweep:
+            out.append(f"learning_rate={unit.learning_rate:g}")
+        elif unit.system.learning_rate and unit.system.learning_rate.swept:
+            out.append(f"learning_rate={sweep_pick(study, unit.system, results)[0]:g}")
+    elif settings.stage1_steps:
+        out.append(f"max_steps={settings.stage1_steps}")
+    if settings.dev_size is not None:
+        out.append(f"dev_size={settings.dev_size}")
+    if settings.dry_run:
+        out += ["eval_every=0", "save_every=0"]
+    if settings.device:
+        out.append(f"device={settings.device}")
+    return out + list(settings.train_settings)
+
+
+def sweep_pick(study: Study, system: System, results: Path) -> tuple[float, dict[str, float]]:
+    """The swept rate a system's seeded units train with: the one with the highest average accuracy of the study's
+    first scoring on the sweep's dev rows (the smaller rate on a tie), and every rate's score. Writes them to
+    lr_sweep.json in the results folder."""
+    scoring = study.scorings[0]
+    scores = {}
+    for value in study.lr_sweep.values:
+        unit = Unit(system, study.lr_sweep.seed, value)
+        path = results / unit.name / "eval" / scoring / "results-lenient.json"
+        if not (results / unit.name / MARKER).is_file():
+            raise ValueError(f"{system.name}'s learning rate is swept, but sweep unit {unit.name} is not done: run "
+                             f"the sweep units first")
+        scores[f"{value:g}"] = json.loads(path.read_text(encoding="utf-8"))["average"]["accuracy"]
+    best = min(study.lr_sweep.values, key=lambda v: (-scores[f"{v:g}"], v))
+    record = _read_json(results / SWEEP_FILE, {})
+    record[system.name] = {"scoring": scoring, "accuracy": scores, "pick": best}
+    results.mkdir(parents=True, exist_ok=True)
+    (results / SWEEP_FILE).write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
+    return best, scores
+
+
+def check_recipe(system: System, stage: Stage, recipes: Path) -> Path:
+    """The recipe file; for a one-stage system it must be a one-stage recipe of that system (no init_from, its own
+    model.variant), so that an older two-stage recipe is never run as if it were the new one."""
+    import yaml
+
+    path = recipes / stage.recipe
+    if not path.is_file():
+        raise FileNotFoundError(f"{system.name}: recipe {path} does not exist (yet)")
+    if system.variant:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        variant = (data.get("model") or {}).get("variant")
+        if data.get("init_from") or variant != system.variant:
+            raise ValueError(f"{system.name}: {path} is not a one-stage {system.variant} recipe (init_from "
+                             f"{data.get('init_from')!r}, model.variant {variant!r})")
+    return path
+
+
+def model_dir(unit: Unit, work: Path, settings: Settings, study: Study) -> str:
+    """What evaluation loads: the untrained system's LLM, or the model the last stage selected (stage_result.json)."""
+    if not unit.system.seeded:
+        return f"llm:{settings.llm}"
+    from layalign.training import resolve_model_dir
+
+    return study.relative(resolve_model_dir(work / unit.system.stages[-1].name))
+
+
+def eval_argv(unit: Unit, scoring: str, model: str, settings: Settings, study: Study, out: str) -> list[str]:
+    batch = settings.choice_batch if scoring == "choices" else settings.generate_batch
+    argv = ["evaluate", "--model", model, "--benchmark", study.benchmark, "--data",
+            f"{settings.data}/{study.eval_data}", "--langs", *languages(settings, study), "--limit",
+            str(eval_rows(unit, settings, study)), "--batch-size", str(batch), "--scoring", scoring, "--protocol",
+            "lenient", "--name", unit.label, "--out", out, "--max-source-length", str(settings.max_source_length),
+            "--max-prompt-length", str(settings.max_prompt_length), "--dtype", settings.eval_dtype]
+    argv += ["--max-new-tokens", str(settings.max_new_tokens)] if scoring == "generate" else []
+    return argv + (["--device", settings.device] if settings.device else [])
+
+
+def languages(settings: Settings, study: Study) -> list[str]:
+    from layalign.tasks import get_task
+
+    return list(settings.langs or get_task(study.benchmark).languages)
+
+
+def eval_rows(unit: Unit, settings: Settings, study: Study) -> int:
+    return min(settings.limit, study.lr_sweep.rows) if unit.sweep else settings.limit
+
+
+def unit_scorings(unit: Unit, study: Study) -> tuple[str, ...]:
+    return study.scorings[:1] if unit.sweep else study.scorings
+
+
+def expected_rows(unit: Unit, settings: Settings, study: Study) -> int:
+    from layalign.tasks import get_task
+
+    examples = get_task(study.benchmark).read(str(study.root / settings.data / study.eval_data),
+                                              langs=languages(settings, study), limit=eval_rows(unit, settings, study))
+    return sum(len(v) for v in examples.values())
+
+
+def eval_done(out: Path, rows: int) -> bool:
+    from layalign.evaluation import load_predictions
+
+    return (out / "results.json").is_file() and len(load_predictions(out / "predictions.jsonl")) >= rows
+
+
+def run_unit(unit: Unit, settings: Settings, study: Study, work_root: Path, results_root: Path,
+             runner: Runner) -> Path:
+    """Run (or resume) every phase of a unit; returns its results folder. A phase already done is skipped."""
+    from layalign.evaluation import rescore
+
+    work, final = work_root / unit.name, results_root / unit.name
+    if (final / MARKER).is_file():
+        return final
+    work.mkdir(parents=True, exist_ok=True)
+    rel = study.relative(work)
+    phases = _read_json(work / PHASES_FILE, {})
+    commands: list[dict] = []
+
+    def phase(name: str, argv: list[str] | None, done: bool, action=None, stage_dir: Path | None = None,
+              predictions: Path | None = None) -> None:
+        if argv:
+            commands.append({"phase": name, "command": f"layalign {shlex.join(argv)}"})
+        if done and name in phases:
+            return
+        # a training stage that an earlier run left with checkpoints, or an evaluation with saved predictions: this
+        # run's seconds are only its last part
+        resumed = not done and (stage_dir is not None and any((stage_dir / "checkpoints").glob("step-*"))
+                                or predictions is not None and predictions.is_file() and predictions.stat().st_size > 0)
+        start = time.time()
+        if not done:
+            runner(argv, work / "logs" / f"{name}.log") if argv else action()
+        phases[name] = {"seconds": round(time.time() - start, 1) if not done else None,
+                        "finished": time.strftime("%Y-%m-%dT%H:%M:%S")}
+        if resumed:  # a training stage's time over all its runs, where its checkpoints recorded it (else None)
+            result = _read_json(stage_dir / "stage_result.json", {}) if stage_dir is not None else {}
+            phases[name] |= {"resumed": True, "stage_elapsed_s": result.get("elapsed_s")}
+        (work / PHASES_FILE).write_text(json.dumps(phases, indent=1) + "\n", encoding="utf-8")
+
+    for stage in unit.system.stages:
+        recipe = check_recipe(unit.system, stage, study.recipes)
+        argv = ["train", "--config", study.relative(recipe), "--resume",
+                *stage_overrides(unit, stage, settings, rel, study, results_root)]
+        phase(f"train-{stage.name}", argv, (work / stage.name / "final").is_dir(), stage_dir=work / stage.name)
+    model = model_dir(unit, work, settings, study)
+    rows = expected_rows(unit, settings, study)
+    scorings = unit_scorings(unit, study)
+    for scoring in scorings:
+        out = work / "eval" / f"{scoring}-lenient"
+        phase(f"eval-{scoring}", eval_argv(unit, scoring, model, settings, study, study.relative(out)),
+              eval_done(out, rows), predictions=out / "predictions.jsonl")
+
+    def rescore_all() -> None:
+        for scoring in scorings:
+            rescore(work / "eval" / f"{scoring}-lenient", work / "eval" / f"{scoring}-paper", "paper")
+
+    phase("rescore", None, False, rescore_all)
+    commands.append({"phase": "rescore", "command": "layalign.evaluation.rescore(<eval>/<scoring>-lenient, "
+                                                     f"<eval>/<scoring>-paper, 'paper') for {' and '.join(scorings)}"})
+    if has_gates(unit, study, study.root / model):
+        # the branch's contribution, measured: the same model with every gate at zero on the same rows, and the
+        # gates and layer mix against the first stage's initialisation (layalign.inspection.write_diagnostics)
+        zero = work / "eval" / "choices-zero-gates"
+        argv = eval_argv(unit, "choices", model, settings, study, study.relative(zero)) + ["--zero-gates"]
+        phase("eval-choices-zero-gates", argv, eval_done(zero, rows), predictions=zero / "predictions.jsonl")
+        phase("diagnostics", None, (work / DIAGNOSTICS).is_file(),
+              lambda: write_diagnostics(study.root / model, first_stage_init(unit, work),
+                                        work / "eval" / "choices-lenient", zero, work / DIAGNOSTICS))
+        commands.append({"phase": "diagnostics", "command": "layalign.inspection.write_diagnostics(<model>, "
+                         "<first stage>/fusion_init.json, <eval>/choices-lenient, <eval>/choices-zero-gates, "
+                         f"<unit>/{DIAGNOSTICS.as_posix()})"})
+    collect(unit, settings, study, work, final, phases, commands, model, runner)
+    return final
+
+
+def has_gates(unit: Unit, study: Study, model: Path) -> bool:
+    """Whether a unit's model has fusion gates to zero (a LayAlign model; not a sweep unit, and only where choices
+    are scored: the answer distributions are compared by choice)."""
+    if unit.sweep or not unit.system.seeded or "choices" not in study.scorings:
+        return False
+    from layalign.inspection import InspectError, load_fusion_weights
+
+    try:
+        load_fusion_weights(model)
+    except (InspectError, FileNotFoundError):
+        return False
+    return True
+
+
+def first_stage_init(unit: Unit, work: Path) -> Path | None:
+    """The fusion weights at initialisation: the fusion_init.json of the unit's first stage (later stages start from
+    trained weights)."""
+    from layalign.inspection import FUSION_INIT
+
+    path = work / unit.system.stages[0].name / FUSION_INIT
+    return path if path.is_file() else None
+
+
+def write_diagnostics(model: Path, init: Path | None, with_gates: Path, zero_gates: Path, out: Path) -> None:
+    from layalign.inspection import write_diagnostics as write
+
+    write(model, init, with_gates, zero_gates, out)
+    if init is not None:
+        shutil.copy2(init, out.parent / init.name)
+
+
+def collect(unit: Unit, settings: Settings, study: Study, work: Path, final: Path, phases: dict,
+            commands: list[dict], model: str, runner: Runner) -> None:
+    """The small results into the results folder, unit.json last (the unit counts as done only then)."""
+    start = time.time()
+    if final.exists():
+        shutil.rmtree(final)  # a half-collected folder from a killed run (it has no marker)
+    for stage in unit.system.stages:
+        dest = final / "train" / stage.name
+        dest.mkdir(parents=True)
+        for name in ("train_log.jsonl", "train_config.yaml", "stage_result.json"):
+            if (work / stage.name / name).is_file():
+                shutil.copy2(work / stage.name / name, dest / name)
+    for scoring in unit_scorings(unit, study):
+        dest = final / "eval" / scoring
+        dest.mkdir(parents=True)
+        src = work / "eval" / f"{scoring}-lenient"
+        rows = [{k: v for k, v in row.items() if k not in BULKY_FIELDS}
+                for row in read_jsonl(src / "predictions.jsonl")]
+        (dest / "predictions.jsonl").write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows),
+                                                encoding="utf-8")
+        shutil.copy2(src / "run.json", dest / "run.json")
+        for protocol in PROTOCOLS:
+            shutil.copy2(work / "eval" / f"{scoring}-{protocol}" / "results.json", dest / f"results-{protocol}.json")
+    if (work / DIAGNOSTICS).is_file():
+        shutil.copytree((work / DIAGNOSTICS).parent, final / DIAGNOSTICS.parent)
+    phases = phases | {"collect": {"seconds": round(time.time() - start, 1)}}
+    record = {"unit": unit.name, "system": unit.system.name, "label": unit.label, "seed": unit.seed,
+              **({"learning_rate": unit.learning_rate} if unit.sweep else {}),
+              "status": "done", "finished": time.strftime("%Y-%m-%dT%H:%M:%S"), "phases": phases,
+              "commands": commands, "model_dir": model, "settings": settings.record(),
+              "machine": machine(study.root) | {"lanes": runner.lanes, "threads_per_command": runner.threads}}
+    tmp = final / (MARKER + ".tmp")
+    tmp.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
+    tmp.rename(final / MARKER)
+
+
+def machine(root: Path) -> dict:
+    import torch
+    import transformers
+
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=root)
+    return {"host": platform.node(), "platform": platform.platform(), "processor": platform.machine(),
+            "cpus": os.cpu_count(), "torch": torch.__version__, "transformers": transformers.__version__,
+            "python": platform.python_version(), "git_commit": commit.stdout.strip() or None,
+            "omp_threads": os.environ.get("OMP_NUM_THREADS"), "torch_threads": torch.get_num_threads()}
+
+
+def run_units(units: list[Unit], settings: Settings, study: Study, work: Path, results: Path, lanes: int = 1,
+              threads: int | None = None, in_process: bool = False) -> list[tuple[Unit, str]]:
+    """Run the units, `lanes` at a time (each lane one unit after another; the sweep's units before the others, which
+    need its pick); returns the failures (unit, message). A failed unit does not stop the others."""
+    if lanes > 1 and in_process:
+        raise ValueError("lanes run separate processes; --in-process takes one lane")
+    threads = threads or (max(1, (os.cpu_count() or 1) // lanes) if lanes > 1 else None)
+    runner = Runner(study.root, threads=threads, in_process=in_process, lanes=lanes)
+    failures: list[tuple[Unit, str]] = []
+
+    def one(unit: Unit) -> None:
+        started = time.time()
+        print(f"[{time.strftime('%H:%M:%S')}] {unit.name}: start", flush=True)
+        try:
+            run_unit(unit, settings, study, work, results, runner)
+            print(f"[{time.strftime('%H:%M:%S')}] {unit.name}: done in {(time.time() - started) / 60:.1f} min",
+                  flush=True)
+        except (RuntimeError, ValueError, FileNotFoundError, OSError) as err:
+            failures.append((unit, str(err)))
+            print(f"[{time.strftime('%H:%M:%S')}] {unit.name}: FAILED: {err}", flush=True)
+
+    for group in ([u for u in units if u.sweep], [u for u in units if not u.sweep]):
+        with ThreadPoolExecutor(max_workers=lanes) as pool:
+            list(pool.map(one, group))
+    return failures
+
+
+def status(units: list[Unit], results: Path) -> tuple[list[Unit], list[Unit]]:
+    """(done, missing) units: done = its unit.json exists."""
+    done = [u for u in units if (results / u.name / MARKER).is_file()]
+    return done, [u for u in units if u not in done]
+
+
+def relative_command(command: str, root: Path) -> str:
+    """A recorded command with every absolute path written relative to `root` (older records name the checkout
+    they ran in)."""
+    return " ".join(relative_path(word, root) if word.startswith("/") else
+                    _relative_setting(word, root) for word in command.split(" "))
+
+
+def _relative_setting(word: str, root: Path) -> str:
+    key, sep, value = word.partition("=")
+    return f"{key}={relative_path(value, root)}" if sep and value.startswith("/") else word
+
+
+def finish_command(missing: list[Unit], study: Study, lanes: int | None = None) -> str:
+    lanes = study.settings["finish_lanes"] if lanes is None else lanes
+    return f"layalign study run {study_argument(study)} --lanes {lanes} --units {' '.join(u.name for u in missing)}"
+
+
+def study_argument(study: Study) -> str:
+    """How a command line names the study: its name when it is one of configs/studies/, else its file."""
+    from layalign.studies.spec import STUDIES_DIR
+
+    if study.path == (study.root / STUDIES_DIR / f"{study.name}.yaml").resolve():
+        return study.name
+    return study.relative(study.path)
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def _read_json(path: Path, default):
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else default

@@ -1,0 +1,274 @@
+"""Studies (layalign.studies, `layalign study`): a user's study declared in YAML runs end to end on tiny random
+models (run, resume, status, report), its learning-rate sweep picks the rate its seeded unit trains with, its
+records hold no absolute path, and its report's first table states each system's budget; the XNLI and maths studies
+in configs/studies/ read as they ran; bad study files fail in one line; and evaluation.rescore, which the runner uses
+to judge the generated outputs under the paper protocol without generating twice."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from evaluation_helpers import FakeSystem
+from layalign.cli import main as cli
+from layalign.data.examples import EvalExample
+from layalign.evaluation import evaluate, load_predictions, rescore
+from layalign.studies import StudyError, load_study, parse_unit, plan
+from layalign.studies import runner as study_runner
+from layalign.studies.report import normalised
+from layalign.studies.runner import check_recipe, eval_argv, relative_command, stage_overrides
+from layalign.studies.sections import wall_time_section
+from layalign.studies.settings import settings_for
+from layalign.studies.spec import relative_path
+from layalign.tasks import get_task
+from training_helpers import DATA, PARALLEL, XNLI, save_tiny_pair
+
+ROOT = Path(__file__).resolve().parents[1]
+needs_data = pytest.mark.skipif(not (DATA / "xnli").is_dir(), reason=f"shared data not found at {DATA}")
+
+
+def test_rescore_judges_the_same_outputs_under_another_protocol(tmp_path):
+    examples = {"en": [EvalExample(id=f"xnli-en-{i}", lang="en", source="s", prompt="p", gold="entailment")
+                       for i in range(3)]}
+    outputs = iter(["entailment", "Entailment", "entailment\nPremise: more"])  # all right leniently, one by the paper
+    system = FakeSystem("fake", lambda s: next(outputs))
+    first = evaluate(system, "xnli", examples, tmp_path / "lenient", progress=False)
+    again = rescore(tmp_path / "lenient", tmp_path / "paper", "paper")
+    assert first["average"]["accuracy"] == 100.0 and again["average"]["accuracy"] == pytest.approx(100 / 3)
+    assert again["protocol"] == "paper" and again["system"] == "fake" and system.calls == 1  # nothing generated
+    lenient, paper = load_predictions(tmp_path / "lenient" / "predictions.jsonl"), \
+        load_predictions(tmp_path / "paper" / "predictions.jsonl")
+    assert [r["output"] for r in lenient] == [r["output"] for r in paper]
+    assert [r["correct"] for r in paper] == [True, False, False]
+    rescore(tmp_path / "lenient", tmp_path / "paper", "paper")  # again: replaced, not appended
+    assert len(load_predictions(tmp_path / "paper" / "predictions.jsonl")) == 3
+
+
+# --- the committed studies ----------------------------------------------------------------------------------------
+
+
+def test_the_xnli_study_has_the_units_it_ran():
+    study = load_study("xnli")
+    names = [u.name for u in plan(study)]
+    assert names[:4] == ["layalign-s0", "mindmerger-s0", "llm-lora-s0", "langbridge-s0"]
+    assert names.count("llm-prompted") == 1 and len(names) == 3 + 3 + 2 + 2 + 1
+    assert {n for n in names if n.endswith("-s2")} == {"layalign-s2", "mindmerger-s2"}
+    assert parse_unit("mindmerger-s4", study).seed == 4 and parse_unit("llm-prompted", study).seed is None
+    with pytest.raises(ValueError, match="unknown unit"):
+        parse_unit("llm-prompted-s0", study)
+    # the settings its committed units recorded, once their absolute paths are read as relative ones
+    record = json.loads((study.results / "layalign-s0" / "unit.json").read_text())
+    assert normalised(record["settings"], study) == normalised(settings_for(study).record(), study)
+    lora = study.systems["llm-lora"].learning_rate
+    assert not lora.swept and not lora.tuned and "untuned" in lora.reason
+
+
+def test_the_math_study_has_its_own_systems_recipes_and_settings():
+    study = load_study("math")
+    assert [u.name for u in plan(study)] == ["layalign-s0", "mindmerger-s0", "llm-prompted"]
+    assert [u.name for u in plan(study, {"layalign": 2, "mindmerger": 2})][:4] == [
+        "layalign-s0", "mindmerger-s0", "layalign-s1", "mindmerger-s1"]
+    with pytest.raises(ValueError, match="in the math study"):
+        parse_unit("langbridge-s0", study)
+    assert parse_unit("mindmerger-s2", study).system.stages[1].recipe == "math-mindmerger.yaml"
+    settings = settings_for(study)
+    assert (settings.limit, settings.llm, settings.study, settings.data) == (25, "qwen2.5-coder-0.5b-instruct",
+                                                                             "math", "../shared/data")
+    assert settings.max_new_tokens >= 256 and study_runner.languages(settings, study) == list(
+        get_task("mgsm").languages)
+    from layalign.training import TrainConfig
+
+    stage1 = TrainConfig.from_yaml(study.recipes / "math-translation.yaml")
+    assert stage1.stage == "translation" and stage1.model["llm"] == "qwen2.5-coder-0.5b-instruct"
+    assert set(stage1.train_data[0]["langs"]) == set(get_task("mgsm").languages) - {"en"}
+
+
+def test_device_reaches_every_command_and_paths_stay_relative():
+    study = load_study("math")
+    unit = parse_unit("layalign-s0", study)
+    plain, on_gpu = settings_for(study), settings_for(study, device="cuda")
+    for stage in unit.system.stages:
+        assert "device=cuda" in stage_overrides(unit, stage, on_gpu, "runs/x", study, study.results)
+        assert not any(o.startswith("device=") for o in stage_overrides(unit, stage, plain, "runs/x", study,
+                                                                         study.results))
+    argv = eval_argv(unit, "generate", "m", on_gpu, study, "runs/x/eval")
+    assert argv[argv.index("--device") + 1] == "cuda" and "--device" not in eval_argv(unit, "generate", "m", plain,
+                                                                                       study, "runs/x/eval")
+    assert argv[argv.index("--data") + 1] == "../shared/data/mgsm"
+    assert "device" in on_gpu.record() and "device" not in plain.record()
+
+
+def test_old_absolute_records_read_as_relative_ones():
+    root = Path("/somewhere/checkout")
+    assert relative_path("/elsewhere/main/runs/comparison/layalign-s0/task/best", root) == \
+        "runs/comparison/layalign-s0/task/best"
+    assert relative_path("/elsewhere/shared/data", root) == "../shared/data"
+    assert relative_path("/somewhere/checkout/configs/x.yaml", root) == "configs/x.yaml"
+    assert relative_path("configs/x.yaml", root) == "configs/x.yaml"
+    command = "layalign train --config /old/main/configs/r/t.yaml data_dir=/old/shared/data --name 'LLM (seed 0)'"
+    assert relative_command(command, root) == \
+        "layalign train --config configs/r/t.yaml data_dir=../shared/data --name 'LLM (seed 0)'"
+
+
+def test_a_one_stage_system_refuses_a_two_stage_recipe(tmp_path):
+    study = load_study("xnli")
+    system = study.systems["langbridge"]
+    (tmp_path / "langbridge.yaml").write_text("stage: task\ninit_from: runs/x/translation\n")
+    with pytest.raises(ValueError, match="not a one-stage langbridge recipe"):
+        check_recipe(system, system.stages[0], tmp_path)
+    with pytest.raises(FileNotFoundError, match="llm-lora.yaml"):
+        check_recipe(study.systems["llm-lora"], study.systems["llm-lora"].stages[0], tmp_path)
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"benchmark": "nope"}, "benchmark 'nope' is not one of"),
+    ({"colour": 1}, "unknown field"),
+    ({"systems": [{"name": "a", "stages": [{"name": "task", "recipe": "t.yaml"}]}]}, "fixes it with a reason"),
+    ({"lr_sweep": {"steps": 3}}, "lr_sweep needs values"),
+    ({"scorings": ["vibes"]}, "scorings"),
+])
+def test_a_bad_study_file_fails_in_one_line_naming_it(tmp_path, change, message):
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump({"benchmark": "xnli", "systems": [{"name": "llm-prompted"}]} | change))
+    with pytest.raises(StudyError, match=message) as err:
+        load_study(path)
+    assert str(path) in str(err.value) and "\n" not in str(err.value)
+
+
+def test_wall_times_of_resumed_stages_are_marked():
+    phases = {"train-task": {"seconds": 60.0, "resumed": True, "stage_elapsed_s": None}, "eval": {"seconds": 120.0}}
+    record = {"unit": "u-s0", "phases": phases, "machine": {"lanes": 2, "threads_per_command": 1}}
+    text = "\n".join(wall_time_section({"u-s0": record}))
+    assert "| u-s0 | 1.0‡ | 2.0 | ≥ 3.0 | 2 / 1 |" in text and "lower bound" in text and "†" not in text
+    phases["train-task"]["stage_elapsed_s"] = 600.0  # known over all its runs
+    text = "\n".join(wall_time_section({"u-s0": record}))
+    assert "| u-s0 | 10.0† | 2.0 | 12.0 | 2 / 1 |" in text and "lower bound" not in text
+
+
+# --- a user's study, end to end on the tiny pair ------------------------------------------------------------------
+
+
+def write_user_study(root: Path) -> Path:
+    """A study folder as a user would write it: the tiny pair, two recipes, and the study YAML naming them, with
+    paths relative to the folder (its root: no repository above a temporary folder)."""
+    pair = save_tiny_pair(root / "pair")
+    pair = {k: os.path.relpath(v, root) for k, v in pair.items()}
+    common = dict(learning_rate=3e-3, batch_size=4, log_every=1, device="cpu", max_source_length=64,
+                  max_prompt_length=64, max_target_length=16, select="final")
+    (root / "recipes").mkdir()
+    (root / "recipes" / "translation.yaml").write_text(yaml.safe_dump(
+        dict(stage="translation", model=dict(pair), train_data=[PARALLEL], **common)))
+    (root / "recipes" / "task.yaml").write_text(yaml.safe_dump(dict(stage="task", train_data=[XNLI], **common)))
+    study = {"name": "mine", "benchmark": "xnli", "eval_data": "xnli/dev", "data": os.path.relpath(DATA, root),
+             "recipes": "recipes", "work": "work", "results": "units", "report": "report.md", "rows": 2,
+             "languages": ["en", "sw"], "scorings": ["choices"], "steps": 2, "stage1_steps": 2, "dev_size": 8,
+             "llm": pair["llm"], "lr_sweep": {"values": [3e-3, 1e-3], "steps": 1, "rows": 1},
+             "systems": [{"name": "llm-prompted", "label": "LLM only"},
+                         {"name": "layalign", "label": "LayAlign", "seeds": 1,
+                          "stages": [{"name": "translation", "recipe": "translation.yaml",
+                                      "overrides": ["model.variant=layalign"]},
+                                     {"name": "task", "recipe": "task.yaml"}]}]}
+    (root / "study.yaml").write_text(yaml.safe_dump(study, sort_keys=False))
+    return root / "study.yaml"
+
+
+def names_absolute(text: str, path: Path) -> bool:
+    """Whether `text` names `path` as an absolute path (not as the tail of a relative one, ../../work/...)."""
+    return re.search(r"(^|[\s\"'=])" + re.escape(str(path)), text) is not None
+
+
+@needs_data
+@pytest.mark.slow
+def test_a_users_study_runs_resumes_and_reports_with_relative_paths(tmp_path, monkeypatch, capsys):
+    path = write_user_study(tmp_path)
+    study = load_study(path)
+    assert study.root == tmp_path.resolve()
+    assert [u.name for u in plan(study)] == ["layalign-lr0.003", "layalign-lr0.001", "layalign-s0", "llm-prompted"]
+    assert cli(["study", "run", str(path), "--in-process"]) == 0
+    units = tmp_path / "units"
+
+    # the sweep ran short (1 step, 1 row per language), and the seeded unit trained with its pick
+    sweep = json.loads((units / "lr_sweep.json").read_text())["layalign"]
+    assert set(sweep["accuracy"]) == {"0.003", "0.001"} and sweep["pick"] in (3e-3, 1e-3)
+    swept = json.loads((units / "layalign-lr0.003" / "unit.json").read_text())
+    assert "learning_rate=0.003" in swept["commands"][1]["command"] and "max_steps=1" in swept["commands"][1]["command"]
+    assert len((units / "layalign-lr0.003" / "eval" / "choices" / "predictions.jsonl").read_text().splitlines()) == 2
+    record = json.loads((units / "layalign-s0" / "unit.json").read_text())
+    assert f"learning_rate={sweep['pick']:g}" in record["commands"][1]["command"]
+    assert "max_steps=2" in record["commands"][1]["command"] and "--resume" in record["commands"][1]["command"]
+    assert list(record["phases"]) == ["train-translation", "train-task", "eval-choices", "rescore",
+                                      "eval-choices-zero-gates", "diagnostics", "collect"]
+    # the fusion's diagnostics: gates and layer mix against the first stage's initialisation, and every gate at zero
+    diagnostics = json.loads((units / "layalign-s0" / "diagnostics" / "diagnostics.json").read_text())
+    assert diagnostics["gates"]["init"] == [0.0] * len(diagnostics["gates"]["final"])
+    assert diagnostics["zero_gates"]["rows"] == 4 and diagnostics["zero_gates"]["scoring"] == "choices"
+    assert (units / "layalign-s0" / "diagnostics" / "fusion_init.json").is_file()
+    assert "layalign-lr0.003" not in [p.parent.parent.name for p in units.rglob("diagnostics.json")]
+    assert record["model_dir"] == "work/layalign-s0/task/final"
+    # the marker is the last file written
+    written = [p for p in (units / "layalign-s0").rglob("*") if p.is_file()]
+    assert max(written, key=lambda p: p.stat().st_mtime_ns).name == "unit.json"
+
+    # no record names an absolute path of this machine
+    for file in [*units.rglob("*"), *(tmp_path / "work").rglob("*.json"), *(tmp_path / "work").rglob("*.yaml")]:
+        if file.is_file() and file.suffix in (".json", ".jsonl", ".yaml"):
+            text = file.read_text(encoding="utf-8")
+            assert not names_absolute(text, tmp_path) and not names_absolute(text, DATA.resolve()), file
+
+    # a rerun finds every unit done and runs nothing; a unit without its marker is collected again
+    calls = []
+    monkeypatch.setattr(study_runner.Runner, "__call__", lambda self, argv, log: calls.append(argv))
+    assert cli(["study", "run", str(path), "--in-process"]) == 0 and calls == []
+    (units / "layalign-s0" / "unit.json").unlink()
+    assert cli(["study", "run", str(path), "--in-process"]) == 0 and calls == []
+    assert json.loads((units / "layalign-s0" / "unit.json").read_text())["phases"]["train-task"]["seconds"] is not None
+    monkeypatch.undo()
+
+    # status, and a report whose first table is the budget
+    shutil.rmtree(units / "llm-prompted")
+    capsys.readouterr()
+    assert cli(["study", "status", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "missing (1): llm-prompted" in out and "layalign study run study.yaml --lanes 1 --units llm-prompted" in out
+    assert cli(["study", "report", str(path), "--resamples", "200"]) == 0
+    text = (tmp_path / "report.md").read_text()
+    first_table = text[text.index("\n|"):]
+    assert first_table.startswith("\n| system | trainable parameters | optimiser steps | data each stage saw")
+    row = next(line for line in text.splitlines() if line.startswith("| LayAlign |"))
+    assert "translation 2 + task 2" in row and "2 languages (sw fr)" in row and "(en sw)" in row
+    assert f"task: {sweep['pick']:g}, cosine" in row and "swept on dev" in row and "the final step's" in row
+    assert "| LayAlign | " + " | ".join(f"{sweep['accuracy'][v]:.1f}" for v in ("0.003", "0.001")) in text
+    assert "missing (1): llm-prompted" in text and "## Exact commands" in text and str(tmp_path) not in text
+    zero = diagnostics["zero_gates"]
+    assert f"accuracy goes from {zero['accuracy_with_gates']:.1f} % to {zero['accuracy_zero_gates']:.1f} %" in text
+    assert "the weights at initialisation: units/layalign-s0/diagnostics/fusion_init.json" in text
+
+
+def test_a_dry_run_takes_the_studys_tiny_sizes_into_its_own_folder(capsys):
+    study = load_study("xnli")
+    dry = settings_for(study, dry_run=True)
+    assert (dry.steps, dry.stage1_steps, dry.dev_size, dry.limit, dry.langs) == (2, 2, 8, 2, ["en", "sw"])
+    assert settings_for(study, dry_run=True, steps=5).steps == 5  # an option wins over the dry size
+    assert study.dry_work == study.root / "runs" / "comparison-dry"
+    assert cli(["study", "status", "xnli", "--dry-run", "--results", str(study.root / "runs" / "nothing-here")]) == 0
+    assert "missing (11)" in capsys.readouterr().out
+
+
+def test_a_report_without_finished_units_lists_them_with_the_command(tmp_path):
+    from layalign.studies.report import write_report
+
+    study = load_study("math")
+    out = tmp_path / "report.md"
+    write_report(plan(study), study, tmp_path / "units", out)
+    text = out.read_text()
+    assert text.startswith("# Maths: the bare LLM, MindMerger and LayAlign on MGSM")
+    assert "missing (3): layalign-s0, mindmerger-s0, llm-prompted" in text
+    assert "layalign study run math --lanes 1 --units layalign-s0 mindmerger-s0 llm-prompted" in text
+    assert "layalign study report math" in text and "## What a unit costs" in text
+    assert "qwen2.5-coder-0.5b-instruct" in text and "11 languages" in text and "choice" not in text.lower()
