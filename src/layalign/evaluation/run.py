@@ -264,7 +264,8 @@ def cli_evaluate(args: Any) -> int:
     `layalign.cli.main`, which reports them."""
     from layalign.systems import load_system  # lazy: torch and transformers only once the data is read
 
-    examples = get_task(args.benchmark).read(args.data, langs=args.langs, limit=args.limit)
+    examples = get_task(args.benchmark).read(args.data, langs=args.langs, limit=args.limit,
+                                             split=getattr(args, "split", None))
     if not any(examples.values()):
         raise ValueError(f"no {args.benchmark} examples found (data={args.data}, langs={args.langs})")
     # after the data: a bad path fails before a slow load
