@@ -11,7 +11,10 @@ script (`arb_Arab` / `arb_Latn`, `zho_Hans` / `zho_Hant`).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
+
+FLORES_CODE = re.compile(r"[a-z]{3}_[A-Z][a-z]{3}")  # ISO 639-3 + "_" + ISO 15924 script
 
 # the 205 language folders of SIB-200 (dadelani/sib-200 @593cea88, data/annotated/), sorted
 SIB200_LANGUAGES: tuple[str, ...] = (
