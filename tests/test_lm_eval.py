@@ -17,7 +17,8 @@ TASKS_DIR = Path(__file__).parents[1] / "src" / "layalign" / "integrations" / "l
 SHARED = Path(__file__).parents[1] / ".." / "shared" / "data"
 METADATA = {"msvamp_data": str(SHARED / "msvamp_sample"),
             "xcsqa_data": str(Path(__file__).parent / "fixtures" / "xcsqa"),
-            "mgsm_data": str(SHARED / "mgsm"), "xnli_data": str(SHARED / "xnli")}
+            "mgsm_data": str(SHARED / "mgsm"), "xnli_data": str(SHARED / "xnli"),
+            "sib200_data": str(Path(__file__).parent / "fixtures" / "sib200")}
 # (lm_eval task, benchmark, language, scoring)
 TASKS = [("layalign_mgsm_sw", "mgsm", "sw", "generate"), ("layalign_msvamp_th", "msvamp", "th", "generate"),
          ("layalign_xnli_ur", "xnli", "ur", "generate"), ("layalign_xnli_ll_sw", "xnli", "sw", "choices"),
@@ -30,7 +31,8 @@ def _template_of(path: Path) -> dict:
 
 
 def test_the_shipped_tasks_cover_every_language_of_the_registry():
-    for bench, variants in (("mgsm", [""]), ("msvamp", [""]), ("xnli", ["", "_ll"]), ("xcsqa", ["", "_ll"])):
+    for bench, variants in (("mgsm", [""]), ("msvamp", [""]), ("xnli", ["", "_ll"]), ("xcsqa", ["", "_ll"]),
+                            ("sib200", ["", "_ll"])):
         task = get_task(bench)
         for variant in variants:
             prefix = f"layalign_{bench}{variant}"
@@ -44,6 +46,14 @@ def test_the_shipped_tasks_cover_every_language_of_the_registry():
                 assert tuple(template["doc_to_choice"]) == task.choices and template["target_delimiter"] == ""
             else:
                 assert template["generation_kwargs"]["max_gen_toks"] == task.max_new_tokens
+
+
+def test_the_task_files_are_what_the_generator_writes_from_the_registry():
+    root = Path(__file__).parents[1]
+    done = subprocess.run([sys.executable, str(root / "scripts" / "lm_eval_tasks.py"), "--check"], cwd=root,
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.startswith("0 task files differ")
 
 
 @pytest.fixture(scope="module")
@@ -121,6 +131,12 @@ def _check_parity(pretrained: str, tasks: list[tuple[str, str, str, str]], out: 
             assert lls == pytest.approx([r["choice_logprobs"][c] for r in rows for c in choices], abs=1e-3)
         assert results["results"][name]["acc,none"] == pytest.approx(sum(r["correct"] for r in rows) / len(rows))
     return results
+
+
+def test_the_sib200_tasks_give_our_answers_and_accuracy(models, tmp_path):
+    """Both SIB-200 variants on the fixture folder (Flores-200 codes as languages), a fused model."""
+    _check_parity(models["layalign"], [("layalign_sib200_fra_Latn", "sib200", "fra_Latn", "generate"),
+                                       ("layalign_sib200_ll_eng_Latn", "sib200", "eng_Latn", "choices")], tmp_path)
 
 
 def _paper_correct(bench: str, row: dict) -> bool:

@@ -17,8 +17,8 @@ REPO = Path(__file__).parents[1]
 DATA = REPO / ".." / "shared" / "data"
 
 
-def test_the_five_benchmarks_are_registered():
-    assert list(TASKS) == ["mgsm", "msvamp", "xcsqa", "xnli", "translation"]
+def test_the_six_benchmarks_are_registered():
+    assert list(TASKS) == ["mgsm", "msvamp", "xcsqa", "xnli", "sib200", "translation"]
     assert all(name == task.name for name, task in TASKS.items())
 
 

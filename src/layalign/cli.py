@@ -67,7 +67,11 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--model", required=True, help="LayAlign directory, or llm:REF for the bare LLM")
     ev.add_argument("--benchmark", required=True, choices=list(TASKS))
     ev.add_argument("--data", default=None, help="benchmark file or folder (default: the copy in ../shared/data)")
-    ev.add_argument("--langs", nargs="*", default=None)
+    ev.add_argument("--langs", nargs="*", default=None,
+                    help="languages to evaluate (default all); sib200 also takes set names: comparison, task, ...")
+    ev.add_argument("--split", default=None,
+                    help="the split to read, for benchmarks that have splits (xnli, xcsqa, sib200: dev or test; "
+                         "default dev)")
     ev.add_argument("--limit", type=int, default=None, help="first N examples per language")
     ev.add_argument("--batch-size", type=int, default=8)
     ev.add_argument("--max-new-tokens", type=int, default=None)

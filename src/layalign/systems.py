@@ -10,7 +10,6 @@ call, the inputs it cut), which evaluation records.
 
 from __future__ import annotations
 
-import inspect
 from pathlib import Path
 
 import torch
@@ -19,6 +18,7 @@ from layalign.backbones.loading import pad_token_id
 from layalign.data.languages import normalize_lang
 from layalign.data.prompts import format_prompt
 from layalign.model import fusion
+from layalign.model.choices import choice_logprobs
 from layalign.model.config import CONFIG_NAME, LayAlignConfig
 from layalign.model.lora import LLMLoRAModel, is_lora_directory
 from layalign.model.modeling import LayAlignModel
@@ -59,16 +59,18 @@ class LayAlignSystem:
 
     @torch.no_grad()
     def score_choices(self, sources: list[str], prompts: list[str | None], choices: list[str],
-                      langs: list[str] | None = None, greedy: bool = False) -> list[list[float]]:
+                      langs: list[str] | None = None, greedy: bool = False, layout: str = "auto"
+                      ) -> list[list[float]]:
         """log P(choice | source, prompt) for every example and choice, summed over the choice's tokens (tokenized as
         a training target, without its eos): choice scoring for classification benchmarks. `greedy=True` gives
-        (log P, whether greedy decoding would produce the choice) pairs instead (see `choice_logprobs`)."""
+        (log P, whether greedy decoding would produce the choice) pairs instead; `layout` see `choice_logprobs`."""
         batch = {k: v.to(self.model.llm.device) for k, v in self.processor(sources, prompts, langs=langs).items()}
         inputs, state = self.model.prompt_inputs(**batch)
         prefix = {"inputs_embeds": inputs.embeds, "attention_mask": inputs.attention_mask,
                   "position_ids": inputs.position_ids}
         with fusion.active(state):
-            return choice_logprobs(self.model.llm, prefix, [self.processor._llm_ids(c) for c in choices], greedy)
+            return choice_logprobs(self.model.llm, prefix, [self.processor._llm_ids(c) for c in choices], greedy,
+                                   layout)
 
 
 class LLMOnlySystem:
@@ -118,63 +120,14 @@ class LLMOnlySystem:
 
     @torch.no_grad()
     def score_choices(self, sources: list[str], prompts: list[str | None], choices: list[str],
-                      langs: list[str] | None = None, greedy: bool = False) -> list[list[float]]:
+                      langs: list[str] | None = None, greedy: bool = False, layout: str = "auto"
+                      ) -> list[list[float]]:
         """log P(choice | prompt) for every example and choice, summed over the choice's tokens (with `greedy=True`:
-        (log P, is greedy) pairs, see `choice_logprobs`)."""
+        (log P, is greedy) pairs; `layout`: see `choice_logprobs`)."""
         prefix = self.inputs(sources, prompts)
         prefix["position_ids"] = (prefix["attention_mask"].cumsum(dim=1) - 1).clamp(min=0)  # from each row's bos
         return choice_logprobs(self.llm, prefix, [self.tokenizer(c, add_special_tokens=False)["input_ids"]
-                                                  for c in choices], greedy)
-
-
-def choice_logprobs(llm, prefix: dict[str, torch.Tensor], choices: list[list[int]],
-                    greedy: bool = False) -> list[list[float]] | list[list[tuple[float, bool]]]:
-    """Sum of log P(choice token | prefix, earlier choice tokens) for every (example, choice): `prefix` holds the
-    LLM's keyword arguments for the left-padded prompts (attention_mask and position_ids included). The prompts
-    run once; their key/value cache is repeated for the choices, which run together in one short second pass.
-    `greedy=True`: (sum, whether every choice token is the most likely one at its step) per pair, as
-    lm-evaluation-harness's loglikelihood reports it."""
-    if not choices or any(not c for c in choices):
-        raise ValueError("every choice needs at least one token")
-    mask = prefix["attention_mask"]
-    batch, n, width = mask.shape[0], len(choices), max(map(len, choices))
-    out = llm(**prefix, use_cache=True, logits_to_keep=1)
-    first = torch.log_softmax(out.logits[:, -1].float(), dim=-1)  # (B, V): the choices' first tokens
-    ids = torch.zeros(n, width, dtype=torch.long, device=mask.device)
-    choice_mask = torch.zeros(n, width, dtype=mask.dtype, device=mask.device)
-    for j, tokens in enumerate(choices):  # right-padded: a choice's own positions never see its padding
-        ids[j, : len(tokens)] = torch.tensor(tokens, device=mask.device)
-        choice_mask[j, : len(tokens)] = 1
-    rest = None
-    if width > 1:  # row i * n + j: choice j after prompt i
-        cache = out.cache if hasattr(out, "cache") else out.past_key_values  # renamed in transformers 5.x
-        cache.batch_repeat_interleave(n)
-        start = mask.sum(dim=1).repeat_interleave(n)[:, None]  # the next position after each prompt
-        logits = llm(input_ids=ids.repeat(batch, 1), attention_mask=torch.cat(
-            [mask.repeat_interleave(n, dim=0), choice_mask.repeat(batch, 1)], dim=1),
-            position_ids=start + torch.arange(width, device=mask.device), use_cache=True,
-            **{_cache_argument(llm): cache}).logits
-        rest = torch.log_softmax(logits.float(), dim=-1)
-    best_first = first.argmax(dim=-1).tolist()
-    best_rest = rest.argmax(dim=-1).tolist() if rest is not None else None
-    scores = []
-    for i in range(batch):
-        row = []
-        for j, tokens in enumerate(choices):
-            total = first[i, tokens[0]]
-            is_greedy = best_first[i] == tokens[0]
-            for k in range(1, len(tokens)):
-                total = total + rest[i * n + j, k - 1, tokens[k]]
-                is_greedy = is_greedy and best_rest[i * n + j][k - 1] == tokens[k]
-            row.append((float(total), is_greedy) if greedy else float(total))
-        scores.append(row)
-    return scores
-
-
-def _cache_argument(llm) -> str:
-    """The forward's name for the key/value cache: `cache` from the transformers release that deprecated
-    `past_key_values` (removed in 5.40), `past_key_values` before it."""
-    return "cache" if "cache" in inspect.signature(llm.forward).parameters else "past_key_values"
+                                                  for c in choices], greedy, layout)
 
 
 def load_system(model: str, device: str | None = None, dtype: str | None = None, *,

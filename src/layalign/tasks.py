@@ -16,22 +16,26 @@ from pathlib import Path
 from typing import Any
 
 from layalign.data import (
+    SIB200_LABELS,
     TEMPLATES,
     XNLI_LABELS,
     EvalExample,
     read_mgsm,
     read_msvamp,
+    read_sib200_eval,
     read_translation_eval,
     read_xcsqa_eval,
     read_xnli_eval,
 )
+from layalign.data.flores import NOT_ENCODER_LANGUAGES, SIB200_LANGUAGES
 
 # (path, langs=None, limit=None[, split=...]) -> {lang: examples}, languages in the task's order
 Reader = Callable[..., dict[str, list[EvalExample]]]
 
 # how an answer is read from a model's output (see layalign.evaluation.scoring):
-# number: the last number; letter: a choice letter A-E; label: an NLI label word; line: the first non-empty line
-ANSWER_KINDS = ("number", "letter", "label", "line")
+# number: the last number; letter: a choice letter A-E; label: an NLI label word; topic: a SIB-200 category; line: the
+# first non-empty line
+ANSWER_KINDS = ("number", "letter", "label", "topic", "line")
 # what a task reports: accuracy from every row's `correct`, or corpus chrF and BLEU per language (sacrebleu)
 ACCURACY = ("accuracy",)
 CORPUS_METRICS = ("chrf", "bleu")
@@ -155,6 +159,11 @@ TASKS: dict[str, Task] = {
              languages=("sw", "ur", "hi", "th", "ar", "tr", "el", "vi", "zh", "ru", "bg", "de", "fr", "es", "en"),
              low_resource=("sw", "ur", "hi"), data_path=f"{SHARED_DATA}/xnli", max_new_tokens=16, answer="label",
              choices=XNLI_LABELS, splits=True),
+        # Flores-200 codes as language ids; the separately averaged group is the 114 languages outside the encoder's
+        # pretraining set (layalign.data.flores says which and from what source)
+        Task("sib200", read_sib200_eval, "sib200", languages=SIB200_LANGUAGES, low_resource=NOT_ENCODER_LANGUAGES,
+             data_path=f"{SHARED_DATA}/sib200", max_new_tokens=16, answer="topic", choices=SIB200_LABELS, splits=True,
+             data_note="the test split is held back from this copy: develop and report on dev"),
         # the 21 NTREX-128 / Tatoeba languages of ../shared/data/parallel; the low-resource set is the maths one
         Task("translation", read_translation_eval, "translation",
              languages=("bn", "th", "sw", "te", "ja", "zh", "de", "fr", "ru", "es", "ar", "bg", "el", "hi", "it",

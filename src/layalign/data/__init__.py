@@ -11,6 +11,8 @@ Modules, one per concept:
 - `parallel`: translation pairs for training and the translation test set.
 - `maths`: GSM8K, QAlign math, MetaMathQA (training); MGSM, MSVAMP (benchmarks).
 - `xnli`, `xcsqa`: their training and evaluation readers.
+- `flores`: Flores-200 codes (SIB-200's language ids): scripts, the encoder's pretraining languages, the study's sets.
+- `sib200`: SIB-200 evaluation rows, task-stage rows and X -> English pairs from its multi-parallel train split.
 
 Every fact about a benchmark (its reader, languages, low-resource set, default data) is in the registry,
 `layalign.tasks`: `get_task(name).read(...)` reads one.
@@ -21,6 +23,7 @@ translation stage and for LangBridge), `target`/`gold` the English answer.
 - Translation stage: source = X sentence, target = English sentence, prompt = None.
 - Math task stage: source = X question, prompt = math template around it, target = English chain of thought.
 - X-CSQA / XNLI: source = prompt = the whole formatted prompt in language X; target = choice letter / label word.
+- SIB-200: source = the X sentence, prompt = the topic template around it, target = the category.
 """
 
 from layalign.data.examples import EvalExample, TrainExample
@@ -45,12 +48,21 @@ from layalign.data.parallel import (
     read_translation_eval,
     shared_parallel_files,
 )
-from layalign.data.prompts import TEMPLATES, XNLI_LABELS, format_prompt, register_template, xnli_label_word
+from layalign.data.prompts import (
+    SIB200_LABELS,
+    TEMPLATES,
+    XNLI_LABELS,
+    format_prompt,
+    register_template,
+    xnli_label_word,
+)
+from layalign.data.sib200 import read_sib200_eval, read_sib200_pairs, read_sib200_train
 from layalign.data.xcsqa import read_xcsqa_eval, read_xcsqa_jsonl
 from layalign.data.xnli import read_xnli_eval, read_xnli_train_jsonl
 
 __all__ = [
     "SHARED_PARALLEL_SPLITS",
+    "SIB200_LABELS",
     "TEMPLATES",
     "XNLI_LABELS",
     "DataFormatError",
@@ -69,6 +81,9 @@ __all__ = [
     "read_parallel_tsv",
     "read_qalign_math",
     "read_shared_parallel",
+    "read_sib200_eval",
+    "read_sib200_pairs",
+    "read_sib200_train",
     "read_translation_eval",
     "read_xcsqa_eval",
     "read_xcsqa_jsonl",

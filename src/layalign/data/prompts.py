@@ -9,6 +9,9 @@ with MindMerger):
 - xcsqa: `{question}\\nOptions:{options}\\nAnswer:`, where `options` is "A. text" for each choice joined by a tab,
   lettered by position (A, B, C, ...) - see `format_options`.
 - xnli: `Premise: {premise}\\nHypothesis: {hypothesis}\\nLabel:`; the target is a label word.
+- sib200 (not in the release; SIB-200 is not one of its benchmarks): `Text: {text}\nTopic (...):` naming the seven
+  labels, in the order and words of SIB-200's own prompt for GPT ("Is this a piece of news regarding
+  science/technology, travel, ...?"), so a bare LLM knows the answer set; the target is a label word, as XNLI's.
 - translation: the release's Alpaca-with-input instruction. LayAlign and MindMerger train the translation stage
   without any LLM prompt; this template is only for prompting a bare LLM (the "LLM only" baseline).
 - none: the query itself, for free-form use.
@@ -26,6 +29,9 @@ MATH_TEMPLATE = (
 )
 XCSQA_TEMPLATE = "{question}\nOptions:{options}\nAnswer:"
 XNLI_TEMPLATE = "Premise: {premise}\nHypothesis: {hypothesis}\nLabel:"
+SIB200_TEMPLATE = (
+    "Text: {text}\nTopic (science/technology, travel, politics, sports, health, entertainment or geography):"
+)
 TRANSLATION_TEMPLATE = (
     "Below is an instruction that describes a task, paired with an input that provides further context. "
     "Write a response that appropriately completes the request.\n"
@@ -37,6 +43,7 @@ TEMPLATES: dict[str, str] = {
     "math": MATH_TEMPLATE,
     "xcsqa": XCSQA_TEMPLATE,
     "xnli": XNLI_TEMPLATE,
+    "sib200": SIB200_TEMPLATE,
     "translation": TRANSLATION_TEMPLATE,
     "none": "{query}",
 }
@@ -46,6 +53,9 @@ _ALIASES = {"mgsm": "math", "msvamp": "math", "gsm8k": "math", "x-csqa": "xcsqa"
 
 # HF convention: 0 = entailment, 1 = neutral, 2 = contradiction.
 XNLI_LABELS: tuple[str, str, str] = ("entailment", "neutral", "contradiction")
+# SIB-200's categories as its files write them, in the order of its paper and prompt
+SIB200_LABELS: tuple[str, ...] = ("science/technology", "travel", "politics", "sports", "health", "entertainment",
+                                  "geography")
 
 
 def template_fields(template: str) -> list[str]:
@@ -110,6 +120,10 @@ def xcsqa_prompt(question: str, choices: Sequence[str]) -> str:
 
 def xnli_prompt(premise: str, hypothesis: str) -> str:
     return format_prompt("xnli", premise=premise, hypothesis=hypothesis)
+
+
+def sib200_prompt(text: str) -> str:
+    return format_prompt("sib200", text=text)
 
 
 def xnli_label_word(label: int | str) -> str:

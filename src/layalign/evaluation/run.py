@@ -79,6 +79,7 @@ def evaluate(
     low_resource: Iterable[str] | None = None,
     scoring: str = "generate",
     protocol: str = DEFAULT_PROTOCOL,
+    sort_by_length: bool = True,
 ) -> dict:
     """Answer every example not yet in `out_dir/predictions.jsonl`, then (re)write the results files from the
     whole predictions file and return the results dict (see `score_predictions`).
@@ -86,8 +87,11 @@ def evaluate(
     name: the system's name in tables (default `system.name`); low_resource: the languages averaged separately
     (default: the task's, from `layalign.tasks`); max_new_tokens: default the task's; scoring: "generate" or
     "choices" (tasks with choices only, XNLI and X-CSQA); protocol: "lenient" or "paper" (how answers are read and
-    judged, see `layalign.evaluation.scoring`). The results record the protocol, the system's input lengths and
-    the number of truncated inputs per language (the processor's truncation warnings are silenced: counted instead).
+    judged, see `layalign.evaluation.scoring`); sort_by_length: under choice scoring, batch each language's
+    examples longest first, so that a batch pads little (a row's choice scores depend on its batch only through
+    rounding; generation keeps the file order, where that rounding can change a greedy answer). The results record
+    the protocol, the system's input lengths and the number of truncated inputs per language (the processor's
+    truncation warnings are silenced: counted instead).
     """
     task = get_task(benchmark)
     check_protocol(protocol)
@@ -112,6 +116,8 @@ def evaluate(
     done = {row_key(row) for row in load_predictions(pred_path, repair=True)}
     wanted = [ex for examples in examples_by_lang.values() for ex in examples]
     pending = [ex for ex in wanted if (ex.lang, ex.id) not in done]
+    if scoring == "choices" and sort_by_length:
+        pending = longest_first(pending)
     extra = len(done - {(ex.lang, ex.id) for ex in wanted})
     if extra:
         print(f"note: {pred_path} also holds {extra} earlier rows outside this request; they are scored too",
@@ -133,6 +139,13 @@ def evaluate(
                            if s["truncated"])
         print(f"note: inputs cut to the length limits {lengths}: {counts}", file=sys.stderr)
     return results
+
+
+def longest_first(examples: list[EvalExample]) -> list[EvalExample]:
+    """The examples of each language longest first (characters of source and prompt: within one language a close
+    proxy for tokens), languages in their order of first appearance, ties in file order."""
+    rank = {lang: i for i, lang in enumerate(dict.fromkeys(ex.lang for ex in examples))}
+    return sorted(examples, key=lambda ex: (rank[ex.lang], -len(ex.source) - len(ex.prompt or "")))
 
 
 def _predict_into(system: System, benchmark: str, examples: list[EvalExample], pred_path: Path, batch_size: int,
@@ -268,7 +281,8 @@ def cli_evaluate(args: Any) -> int:
     `layalign.cli.main`, which reports them."""
     from layalign.systems import load_system  # lazy: torch and transformers only once the data is read
 
-    examples = get_task(args.benchmark).read(args.data, langs=args.langs, limit=args.limit)
+    examples = get_task(args.benchmark).read(args.data, langs=args.langs, limit=args.limit,
+                                             split=getattr(args, "split", None))
     if not any(examples.values()):
         raise ValueError(f"no {args.benchmark} examples found (data={args.data}, langs={args.langs})")
     # after the data: a bad path fails before a slow load

@@ -8,7 +8,8 @@ here. The model's output is only the newly generated text, not the prompt.
 - number: `extract_last_num` on the output and on the gold answer: commas between digits dropped, the last match of
   `\d+(\.\d+)?` as a float, 0.0 when there is none (so an output without a number is right when the gold is 0); no
   minus sign is read (-5 reads as 5, on both sides). Correct when |gold - prediction| < 1e-3.
-- letter, label: the output stripped equals the gold exactly ("B", "entailment"; case and everything after count).
+- letter, label, topic: the output stripped equals the gold exactly ("B", "entailment"; case and everything after
+  count).
 - MGSM's average as their code prints it is over 10 languages, without Telugu (`Task.paper_average_excludes`);
   results keep the all-language average as well.
 - line (translation): as lenient (the authors report no translation benchmark).
@@ -29,6 +30,9 @@ here. The model's output is only the newly generated text, not the prompt.
 - **label (XNLI)**: the first label stem found, case-insensitive: entail* / neutral* / contradict*. Only when none
   is present, an output whose first word is yes / maybe / no is read as entailment / neutral / contradiction (the
   common NLI verbalisation); anything else is unanswered.
+- **topic (SIB-200)**: the first category the output names, case-insensitive, by its stem at the start of a word:
+  scien* or technolog* (science/technology), travel*, politic*, sport*, health*, entertain*, geograph*. This is how
+  SIB-200's GPT-3.5 / GPT-4 outputs are scored ("the first label each answer names"); none named is unanswered.
 - **line (translation)**: the first non-empty line of the output (a model that runs on past its sentence does not
   drag the next lines into the score), scored at corpus level with sacrebleu chrF and BLEU (`translation_scores`).
 
@@ -62,6 +66,11 @@ _NLI_LABEL = re.compile(r"(entail|neutral|contradict)", re.IGNORECASE)
 _NLI_VERBAL = {"yes": "entailment", "maybe": "neutral", "no": "contradiction"}
 _FIRST_WORD = re.compile(r"^\W*([A-Za-z]+)")
 
+_TOPIC_STEMS = {"scien": "science/technology", "technolog": "science/technology", "travel": "travel",
+                "politic": "politics", "sport": "sports", "health": "health", "entertain": "entertainment",
+                "geograph": "geography"}
+_TOPIC = re.compile(r"(?<![A-Za-z])(" + "|".join(_TOPIC_STEMS) + ")", re.IGNORECASE)
+
 
 def check_protocol(protocol: str) -> str:
     if protocol not in PROTOCOLS:
@@ -89,6 +98,8 @@ def extract_answer(benchmark: str, text: str, protocol: str = DEFAULT_PROTOCOL) 
         return extract_choice(text)
     if kind == "label":
         return extract_nli_label(text)
+    if kind == "topic":
+        return extract_topic(text)
     return extract_translation(text)
 
 
@@ -150,6 +161,12 @@ def extract_nli_label(text: str) -> str | None:
     if first:
         return _NLI_VERBAL.get(first.group(1).lower())
     return None
+
+
+def extract_topic(text: str) -> str | None:
+    """The first SIB-200 category named (see the module docstring)."""
+    match = _TOPIC.search(text)
+    return _TOPIC_STEMS[match.group(1).lower()] if match else None
 
 
 # --- translation ---------------------------------------------------------------------------------------------

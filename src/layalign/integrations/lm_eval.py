@@ -41,6 +41,7 @@ from lm_eval.api.instance import Instance
 from lm_eval.api.model import LM
 from lm_eval.api.registry import register_model
 
+from layalign.data.flores import FLORES_CODE
 from layalign.data.languages import _is_known_lang, normalize_lang
 from layalign.data.prompts import xcsqa_prompt, xnli_prompt
 
@@ -101,6 +102,8 @@ def lang_of(req: Instance) -> str | None:
     """The request's language, from a `lang` field of the document or the task name's last part ("..._sw"),
     for encoders with source-language tags (NLLB, M2M100); None when neither names a language."""
     doc = req.doc or {}
+    if isinstance(doc.get("lang"), str) and FLORES_CODE.fullmatch(doc["lang"]):
+        return doc["lang"]  # SIB-200's ids are Flores-200 codes, NLLB's own tags
     for candidate in (doc.get("lang"), (req.task_name or "").rsplit("_", 1)[-1]):
         if isinstance(candidate, str) and candidate and _is_known_lang(candidate):
             return normalize_lang(candidate)

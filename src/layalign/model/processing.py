@@ -64,13 +64,16 @@ DEFAULT_LENGTHS = InputLengths()
 
 
 def encoder_lang_code(tokenizer, lang: str) -> str | None:
-    """The tokenizer's source-language code for ISO code `lang` ("sw" -> "swh_Latn" for NLLB, "sw" for M2M100), or
-    None for an encoder without language tags. The code style is read from the tokenizer's current `src_lang`
-    (NLLB's "eng_Latn" vs M2M100's "en"); an unmapped language is a ValueError (a wrong tag would be silent)."""
+    """The tokenizer's source-language code for ISO code `lang` ("sw" -> "swh_Latn" for NLLB, "sw" for M2M100; a
+    Flores-200 code such as "swh_Latn" is NLLB's own tag), or None for an encoder without language tags. The code
+    style is read from the tokenizer's current `src_lang` (NLLB's "eng_Latn" vs M2M100's "en"); an unmapped
+    language is a ValueError (a wrong tag would be silent)."""
     current = getattr(tokenizer, "src_lang", None)
     if current is None:
         return None
     if _NLLB_STYLE.fullmatch(current):
+        if _NLLB_STYLE.fullmatch(lang):  # already a Flores-200 code (SIB-200's language ids)
+            return lang
         if lang not in NLLB_CODES:
             raise ValueError(f"no NLLB language code for {lang!r}; known: {', '.join(sorted(NLLB_CODES))}")
         return NLLB_CODES[lang]

@@ -38,6 +38,9 @@ READERS: dict[str, Reader] = {
     "gsm8k_english": Reader(data.read_gsm8k_english, ("path", "limit", "with_prompt")),
     "xnli_train": Reader(data.read_xnli_train_jsonl, ("path", "lang", "limit"), one_language=True),
     "xcsqa_train": Reader(data.read_xcsqa_jsonl, ("path", "lang", "limit"), one_language=True),
+    # SIB-200 (layalign.data.sib200): `langs` is a list of Flores-200 codes or a set name ("task", "comparison", ...)
+    "sib200_task": Reader(data.read_sib200_train, ("folder", "langs", "split", "limit")),
+    "sib200_pairs": Reader(data.read_sib200_pairs, ("folder", "langs", "split", "limit")),
 }
 
 

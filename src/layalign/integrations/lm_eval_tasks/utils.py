@@ -6,8 +6,8 @@ lenient, `acc_paper`: the authors' code).
 
 Data: `{benchmark}_data` in lm_eval's metadata (`--metadata '{"xcsqa_data": "/data/X-CSQA"}'`,
 `TaskManager(metadata=...)`), else the environment variable `LAYALIGN_{BENCHMARK}_DATA`, else the registry's copy in
-../shared/data relative to the current directory. `{benchmark}_split` (metadata) picks the XNLI / X-CSQA split
-(default dev, the split this project's copy has).
+../shared/data relative to the current directory. `{benchmark}_split` (metadata) picks the XNLI / X-CSQA / SIB-200
+split (default dev, the split this project's copy has).
 """
 
 from __future__ import annotations
@@ -45,3 +45,4 @@ process_mgsm = _scorer("mgsm")
 process_msvamp = _scorer("msvamp")
 process_xnli = _scorer("xnli")
 process_xcsqa = _scorer("xcsqa")
+process_sib200 = _scorer("sib200")
