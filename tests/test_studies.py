@@ -272,3 +272,15 @@ def test_a_report_without_finished_units_lists_them_with_the_command(tmp_path):
     assert "layalign study run math --lanes 1 --units layalign-s0 mindmerger-s0 llm-prompted" in text
     assert "layalign study report math" in text and "## What a unit costs" in text
     assert "qwen2.5-coder-0.5b-instruct" in text and "11 languages" in text and "choice" not in text.lower()
+
+
+def test_the_runner_does_not_import_the_report():
+    import subprocess
+    import sys
+
+    code = ("import sys, layalign.studies.runner, layalign.studies.command; "
+            "print(sorted(m for m in sys.modules if m.startswith('layalign.studies.')))")
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                            env=os.environ | {"PYTHONPATH": str(ROOT / "src")}).stdout
+    assert "layalign.studies.runner" in loaded and "layalign.studies.report" not in loaded
+    assert "layalign.studies.sections" not in loaded and "layalign.studies.budget" not in loaded

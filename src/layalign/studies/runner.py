@@ -18,7 +18,6 @@ finished is skipped; a unit with its unit.json is done.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import platform
@@ -54,8 +53,12 @@ class Runner:
         if self.in_process:
             from layalign.cli import main
 
-            with contextlib.chdir(self.root):
+            before = os.getcwd()  # contextlib.chdir is 3.11+; the package supports 3.10
+            os.chdir(self.root)
+            try:
                 code = main(argv)
+            finally:
+                os.chdir(before)
         else:
             env = os.environ | {"TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1"}
             if self.threads:
