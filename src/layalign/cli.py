@@ -198,6 +198,7 @@ def main(argv: list[str] | None = None) -> int:
                           else "")
     module_name, function_name = _HANDLERS[key].split(":")
     handler = getattr(importlib.import_module(module_name), function_name)
+    args.cli_main = main  # `study run --in-process` runs its commands through this, without importing upwards
     from layalign.backbones.catalogue import CatalogueError  # a failed pull or checksum: expected, no traceback
 
     try:

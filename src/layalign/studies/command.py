@@ -81,7 +81,8 @@ def cli_study(args: argparse.Namespace) -> int:
         return 0
     given = {key: getattr(args, key) for key in RUN_OPTIONS}
     failures = run_units(units, settings_for(study, args.dry_run, **given), study, work, results, lanes=args.lanes,
-                         threads=args.threads, in_process=args.in_process)
+                         threads=args.threads,
+                         execute=args.cli_main if args.in_process else None)
     for unit, message in failures:
         print(f"{unit.name} failed: {message}", file=sys.stderr)
     return 1 if failures else 0

@@ -26,6 +26,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -45,18 +46,19 @@ class Runner:
     """Runs `layalign` commands from the study's root: in a subprocess with its own thread count (the default), or
     in this process (tests: no interpreter start per command). Each command's output goes to a log file."""
 
-    def __init__(self, root: Path, threads: int | None = None, in_process: bool = False, lanes: int = 1):
-        self.root, self.threads, self.in_process, self.lanes = root, threads, in_process, lanes
+    def __init__(self, root: Path, threads: int | None = None, execute: Callable[[list[str]], int] | None = None,
+                 lanes: int = 1):
+        # execute: the `layalign` command's own main, to run commands in this process (tests); the command line
+        # hands it down, since the studies sit below the command line and never import it
+        self.root, self.threads, self.execute, self.lanes = root, threads, execute, lanes
 
     def __call__(self, argv: list[str], log: Path) -> None:
         log.parent.mkdir(parents=True, exist_ok=True)
-        if self.in_process:
-            from layalign.cli import main
-
+        if self.execute is not None:
             before = os.getcwd()  # contextlib.chdir is 3.11+; the package supports 3.10
             os.chdir(self.root)
             try:
-                code = main(argv)
+                code = self.execute(argv)
             finally:
                 os.chdir(before)
         else:
@@ -330,13 +332,14 @@ def machine(root: Path) -> dict:
 
 
 def run_units(units: list[Unit], settings: Settings, study: Study, work: Path, results: Path, lanes: int = 1,
-              threads: int | None = None, in_process: bool = False) -> list[tuple[Unit, str]]:
+              threads: int | None = None, execute: Callable[[list[str]], int] | None = None
+              ) -> list[tuple[Unit, str]]:
     """Run the units, `lanes` at a time (each lane one unit after another; the sweep's units before the others, which
     need its pick); returns the failures (unit, message). A failed unit does not stop the others."""
-    if lanes > 1 and in_process:
+    if lanes > 1 and execute is not None:
         raise ValueError("lanes run separate processes; --in-process takes one lane")
     threads = threads or (max(1, (os.cpu_count() or 1) // lanes) if lanes > 1 else None)
-    runner = Runner(study.root, threads=threads, in_process=in_process, lanes=lanes)
+    runner = Runner(study.root, threads=threads, execute=execute, lanes=lanes)
     failures: list[tuple[Unit, str]] = []
 
     def one(unit: Unit) -> None:
