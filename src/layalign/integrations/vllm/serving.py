@@ -40,14 +40,22 @@ class _TemplateMixin:
         return block.get("prompt_template") or DEFAULT_TEMPLATE
 
     def _as_layalign(self, prompt: Any) -> Any:
-        # explicit requests (multi_modal_data given), token ids and embeddings pass through untouched
+        """A text becomes source + templated prompt; an explicit request (multi_modal_data given) passes through, its
+        source checked by the data parser; a request that would reach the model without a source is refused."""
         if isinstance(prompt, dict) and "encoder_prompt" in prompt:
             # vLLM has already cast the request into its encoder-decoder form, the text in the encoder prompt
             if prompt.get("decoder_prompt") is not None:
+                self._as_layalign(prompt["encoder_prompt"])  # only to refuse one without a source
                 return prompt
             return {**prompt, "encoder_prompt": self._as_layalign(prompt["encoder_prompt"])}
-        if not isinstance(prompt, dict) or prompt.get("multi_modal_data") or "prompt_embeds" in prompt:
+        if not isinstance(prompt, dict):
             return prompt
+        if prompt.get("multi_modal_data"):
+            if "source" not in prompt["multi_modal_data"]:
+                raise ValueError("a LayAlign request's multi_modal_data needs a 'source' (the text the encoder reads)")
+            return prompt
+        if "prompt_embeds" in prompt:
+            raise ValueError("a LayAlign request needs text (the source the encoder reads), not prompt embeddings")
         if not isinstance(prompt.get("prompt"), str):
             # token ids alone carry no source: the model would run without its encoder
             raise ValueError("a LayAlign request needs text (the source the encoder reads), not token ids")
