@@ -16,6 +16,7 @@ takes an explicit `{"prompt": ..., "multi_modal_data": {"source": ...}}` and thi
 from __future__ import annotations
 
 import argparse
+import contextlib
 import shlex
 import subprocess
 import sys
@@ -74,6 +75,19 @@ class _TemplateMixin:
         return self._as_layalign({"prompt": content})
 
 
+@contextlib.contextmanager
+def _content_errors():
+    """A chat message whose content is a dict is validated only when vLLM iterates it, as a list of content parts (the
+    dict's keys): say what is wrong instead of pydantic's four errors about keys that are not dictionaries."""
+    from pydantic import ValidationError
+
+    try:
+        yield
+    except ValidationError as err:
+        raise ValueError("a chat message's content must be a string or a list of content parts ({\"type\": \"text\", "
+                         f"\"text\": ...}}), not what was sent ({err.error_count()} validation errors)") from None
+
+
 def _make_renderer_class():
     base = _renderer_base()
 
@@ -85,11 +99,13 @@ def _make_renderer_class():
             return self._as_layalign(await super()._render_prompt_async(prompt))
 
         def render_messages(self, messages, params):
-            conversation, _ = super().render_messages(messages, params)
+            with _content_errors():
+                conversation, _ = super().render_messages(messages, params)
             return conversation, self._from_conversation(conversation)
 
         async def render_messages_async(self, messages, params):
-            conversation, _ = await super().render_messages_async(messages, params)
+            with _content_errors():
+                conversation, _ = await super().render_messages_async(messages, params)
             return conversation, self._from_conversation(conversation)
 
     return LayAlignRenderer
