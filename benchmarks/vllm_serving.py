@@ -225,6 +225,7 @@ def main(argv: list[str] | None = None) -> int:
     from layalign.integrations.vllm import export
     from layalign.testing import randomize_adapters
 
+    load_before = os.getloadavg()[0]
     tmp = tempfile.TemporaryDirectory()
     if args.model_dir is None:  # a fresh clone has no trained directory: the default pair, adapters randomised
         model = LayAlignModel(LayAlignConfig()).eval()
@@ -273,8 +274,9 @@ def main(argv: list[str] | None = None) -> int:
         "# Serving on the CPU: vLLM vs LayAlignModel.generate",
         "",
         f"Command: `{command}`",
-        f"Machine: {platform.machine()}, {os.cpu_count()} cores, shared with other jobs while this ran (absolute "
-        f"numbers move with the load: compare ratios within this run); {torch.get_num_threads()} torch thread(s); "
+        f"Machine: {platform.machine()}, {os.cpu_count()} cores, shared with other jobs while this ran (1-minute "
+        f"load average {load_before:.1f} at the start, {os.getloadavg()[0]:.1f} at the end; absolute numbers move "
+        f"with the load: compare ratios within this run); {torch.get_num_threads()} torch thread(s); "
         f"vLLM {vllm.__version__} ({'compiled' if args.compile else 'eager'}), torch {torch.__version__}; model "
         f"`{args.model_dir or 'default pair, randomised adapters'}` (variant {model.config.variant}, "
         f"{model.config.dtype}).",
