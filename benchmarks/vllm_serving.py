@@ -1,11 +1,11 @@
 """Serving numbers: vLLM (the layalign plugin) against LayAlignModel.generate batched, on one trained (or
 adapter-randomised) model of the default pair. Runs inside the vLLM venv (.ci/setup-vllm.sh):
 
-    OMP_NUM_THREADS=1 .ci/venv-vllm/bin/python benchmarks/vllm_serving.py runs/encoder-dropout/drop-true/final \
-        --out docs/results/vllm-cpu.md
+    OMP_NUM_THREADS=1 .ci/venv-vllm/bin/python benchmarks/vllm_serving.py layalign-xnli-e5-smollm2 \
+        --concurrency 8 32 --rates 0.5 1 inf --out docs/results/vllm-cpu.md
     # on a GPU (the CUDA build of vLLM; higher rates and more requests, CUDA graphs on):
-    .ci/venv-vllm/bin/python benchmarks/vllm_serving.py MODEL_DIR --device cuda --compile --requests 256 \
-        --rates 4 16 64 inf --concurrency 1 32 128 --out docs/results/vllm-cuda.md
+    .ci/venv-vllm/bin/python benchmarks/vllm_serving.py layalign-xnli-e5-smollm2 --device cuda --compile \
+        --requests 256 --rates 4 16 64 inf --concurrency 1 32 128 --out docs/results/vllm-gpu.md
 
 Requests are real MGSM questions, 8 languages in turn (the encoder reads the question, the LLM its maths prompt); every
 one generates exactly `--new-tokens` tokens (eos ignored on both sides), so both systems do the same work. Two
