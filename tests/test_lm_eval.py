@@ -209,6 +209,65 @@ def test_the_command_line_wrapper_registers_the_model_and_our_tasks(models, tmp_
     assert written and "layalign_xnli_ll_sw" in json.loads(written[0].read_text())["results"]
 
 
+def test_the_readme_command_runs_as_written_and_prints_a_results_table(models):
+    """README.md's `layalign-lm-eval --model layalign --model_args pretrained=DIR --tasks layalign_xnli_ll` (plus a
+    small --limit), from the repository root: no --device, so lm_eval passes cuda:0, which on a machine without that
+    GPU becomes the CPU with a warning; the data come from the default copy."""
+    import shutil
+
+    import torch
+
+    script = shutil.which("layalign-lm-eval", path=str(Path(sys.executable).parent))
+    command = [script] if script else [sys.executable, "-m", "layalign.integrations.lm_eval"]  # the same main()
+    cmd = [*command, "--model", "layalign", "--model_args", f"pretrained={models['langbridge']}",
+           "--tasks", "layalign_xnli_ll", "--limit", "1"]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=Path(__file__).parents[1],
+                          env=_offline_env())
+    assert done.returncode == 0, done.stderr[-3000:]
+    if not torch.cuda.is_available():
+        assert "device 'cuda:0' is not available on this machine: running on the CPU instead" in done.stderr
+    table = [line for line in done.stdout.splitlines() if line.startswith("|")]
+    assert any(line.split("|")[1].strip() == "layalign_xnli_ll" for line in table), done.stdout[-3000:]
+    assert sum("layalign_xnli_ll_" in line for line in table) == len(get_task("xnli").languages)
+
+
+def test_a_device_that_does_not_exist_falls_back_to_the_cpu_with_a_warning():
+    pytest.importorskip("lm_eval")
+    import torch
+
+    from layalign.integrations.lm_eval import available_device
+
+    assert available_device("cpu") == "cpu"
+    assert available_device(None) == ("cuda" if torch.cuda.is_available() else "cpu")
+    missing = f"cuda:{torch.cuda.device_count()}"  # one past the last GPU: none here, or one too many
+    with pytest.warns(UserWarning, match=f"device '{missing}' is not available on this machine"):
+        assert available_device(missing) == "cpu"
+    with pytest.raises(ValueError, match="'gpu0' is not a torch device"):
+        available_device("gpu0")
+
+
+def test_missing_data_is_one_line_naming_metadata_and_the_variable(models, tmp_path, monkeypatch, capsys):
+    """Run from a folder without ../shared/data and without --metadata: exit 2 and one line, no traceback."""
+    from layalign.integrations.lm_eval import main
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("LAYALIGN_XNLI_DATA", raising=False)
+    monkeypatch.delenv("LAYALIGN_DEBUG", raising=False)
+    monkeypatch.setattr(sys, "argv", ["layalign-lm-eval"])
+    with pytest.raises(SystemExit) as stop:
+        main(["--model", "layalign", "--model_args", f"pretrained={models['llm']},device=cpu",
+              "--tasks", "layalign_xnli_ll_sw", "--limit", "1"])
+    assert stop.value.code == 2
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert error == ("layalign-lm-eval: error: no xnli data: pass --metadata '{\"xnli_data\": \"DIR\"}' or set "
+                     f"LAYALIGN_XNLI_DATA=DIR (the default copy ../shared/data/xnli is not there, relative to "
+                     f"{tmp_path})")
+    monkeypatch.setenv("LAYALIGN_XNLI_DATA", str(tmp_path / "nowhere"))
+    with pytest.raises(SystemExit):
+        main(["--model", "layalign", "--model_args", f"pretrained={models['llm']},device=cpu",
+              "--tasks", "layalign_xnli_ll_sw", "--limit", "1"])
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"layalign-lm-eval: error: xnli data {tmp_path / 'nowhere'} (from LAYALIGN_XNLI_DATA) not found")
 
 
 def test_the_parity_script_compares_both_sides_resumably(models, tmp_path):
@@ -233,6 +292,7 @@ def test_the_parity_script_compares_both_sides_resumably(models, tmp_path):
     assert {path: path.stat().st_mtime_ns for path in out.rglob("*.json")} == finished
     with pytest.raises(SystemExit, match="other settings"):
         parity.main([*argv[:3], "3", *argv[4:]])
+
 
 @pytest.mark.slow  # two processes that each import torch, transformers and lm_eval: 28 to 64 s here
 def test_data_parallel_ranks_give_the_single_process_results(models, tmp_path):

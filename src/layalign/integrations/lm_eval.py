@@ -32,6 +32,7 @@ from __future__ import annotations
 import fnmatch
 import os
 import sys
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -110,6 +111,28 @@ def lang_of(req: Instance) -> str | None:
     return None
 
 
+def available_device(device: str | None) -> str:
+    """`device`, or the CPU with a warning where that device does not exist here (lm_eval's CLI passes cuda:0 unless
+    told otherwise, so the README's command would stop on a machine without a GPU); no device: a GPU if there is one.
+    """
+    if not device:
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        kind = torch.device(device)
+    except RuntimeError:
+        raise ValueError(f"device {device!r} is not a torch device (e.g. cpu, cuda, cuda:1, mps)") from None
+    backend = getattr(torch, kind.type, None) if kind.type != "mps" else torch.backends.mps
+    if kind.type in ("cpu", "meta"):
+        return device
+    present = backend is not None and backend.is_available()
+    if present and kind.index is not None and hasattr(backend, "device_count"):
+        present = kind.index < backend.device_count()
+    if present:
+        return device
+    warnings.warn(f"device {device!r} is not available on this machine: running on the CPU instead", stacklevel=2)
+    return "cpu"
+
+
 def tasks_dir() -> Path:
     """The folder of our task YAMLs, for `--include_path` / `TaskManager(include_path=...)`."""
     return Path(__file__).with_name("lm_eval_tasks")
@@ -142,7 +165,8 @@ class LayAlignLM(LM):
         # CPU, accelerate sets up a process group (gloo) only when told cpu=True (otherwise every process of a
         # `torchrun` / `accelerate launch --multi_gpu` would be a world of one and evaluate every document). Only
         # when launched so: in one process an earlier Accelerator on a GPU would refuse cpu=True
-        on_cpu = str(device).startswith("cpu") if device else not torch.cuda.is_available()
+        device = available_device(device)
+        on_cpu = device.startswith("cpu")
         launched = int(os.environ.get("WORLD_SIZE", "1")) > 1
         accelerator = Accelerator(cpu=on_cpu and launched)
         if accelerator.num_processes > 1:
@@ -321,7 +345,13 @@ def main(argv: list[str] | None = None) -> None:
     if "--include_path" not in args and not any(a.startswith("--include_path=") for a in args):
         args += ["--include_path", str(tasks_dir())]
     sys.argv = [sys.argv[0] or "layalign-lm-eval", *args]
-    cli_evaluate()
+    try:
+        cli_evaluate()
+    except (FileNotFoundError, ValueError) as err:  # bad input (data, model_args, a device): one line, as `layalign`
+        if os.environ.get("LAYALIGN_DEBUG"):
+            raise
+        print(f"layalign-lm-eval: error: {err}", file=sys.stderr)
+        sys.exit(2)
 
 
 if __name__ == "__main__":

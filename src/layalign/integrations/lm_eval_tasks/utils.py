@@ -13,6 +13,7 @@ split (default dev, the split this project's copy has).
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 
 import datasets
@@ -24,8 +25,21 @@ from layalign.tasks import get_task
 def load_benchmark(benchmark: str, lang: str, split: str | None = None, **metadata: Any) -> datasets.DatasetDict:
     """One language of a benchmark as lm_eval's dataset (split "test"): id, lang, source, prompt, gold."""
     task = get_task(benchmark)
-    path = metadata.get(f"{benchmark}_data") or os.environ.get(f"LAYALIGN_{benchmark.upper()}_DATA")
+    variable = f"LAYALIGN_{benchmark.upper()}_DATA"
+    path = metadata.get(f"{benchmark}_data") or os.environ.get(variable)
     split = metadata.get(f"{benchmark}_split") or split
+    if path is None:
+        try:
+            path = task.default_data()
+        except (FileNotFoundError, ValueError) as err:
+            # the registry's hint says `--data` (layalign evaluate's flag); here the ways in are lm_eval's
+            default = (f"the default copy {task.data_path} is not there, relative to {Path.cwd()}" if task.data_path
+                       else "this benchmark has no default copy")
+            raise FileNotFoundError(f"no {benchmark} data: pass --metadata '{{\"{benchmark}_data\": \"DIR\"}}' or "
+                                    f"set {variable}=DIR ({default})") from err
+    elif not Path(path).exists():
+        source = f"--metadata {benchmark}_data" if metadata.get(f"{benchmark}_data") else variable
+        raise FileNotFoundError(f"{benchmark} data {path} (from {source}) not found")
     examples = task.read(path, langs=[lang], split=split if task.splits else None)[lang]
     rows = [{"id": ex.id, "lang": ex.lang, "source": ex.source, "prompt": ex.prompt, "gold": ex.gold}
             for ex in examples]

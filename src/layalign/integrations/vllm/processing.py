@@ -80,13 +80,21 @@ class SourceItems(ProcessorBatchItems[str]):
     """Source texts, one per request (passed to the processor as `sources`)."""
 
 
+def check_source(source: object) -> str:
+    """`source` if it is a text the encoder can read; otherwise a ValueError that says what was sent (vLLM answers a
+    ValueError raised while it processes a request with HTTP 400 and the message, and the engine carries on)."""
+    if not isinstance(source, str):
+        raise ValueError(f"the source must be a string (the text the encoder reads), not {type(source).__name__}")
+    if not source.strip():
+        raise ValueError("the source is empty: a LayAlign request needs the text the encoder reads")
+    return source
+
+
 class LayAlignDataParser(MultiModalDataParser):
     def _parse_source(self, data: str | Sequence[str]) -> SourceItems:
-        texts = [data] if isinstance(data, str) else list(data)
-        for text in texts:
-            if not isinstance(text, str) or not text.strip():
-                raise ValueError("multi_modal_data['source'] must be a non-empty string (the text the encoder reads)")
-        return SourceItems(texts, MODALITY)
+        # a string, or a list of them; a dict or any other iterable would otherwise be read as its items (its keys)
+        texts = list(data) if isinstance(data, (list, tuple)) else [data]
+        return SourceItems([check_source(text) for text in texts], MODALITY)
 
     def _get_subparsers(self):
         return {**super()._get_subparsers(), MODALITY: self._parse_source}
@@ -127,8 +135,28 @@ class LayAlignProcessingInfo(BaseProcessingInfo):
     def skip_prompt_length_check(self) -> bool:
         return True
 
+    @cached_property
+    def encoder_positions(self) -> int:
+        """How many tokens the encoder can read at all: its tokenizer's limit or its position table, the smaller."""
+        from transformers import AutoConfig
+
+        from layalign.backbones.loading import resolve
+
+        config = AutoConfig.from_pretrained(resolve(self.settings.layalign.encoder))
+        limits = (self.layalign_processor.encoder_tokenizer.model_max_length,
+                  getattr(config, "max_position_embeddings", None))
+        return min(n for n in limits if isinstance(n, int) and 0 < n < 10**7)
+
     def source_ids(self, text: str) -> list[int]:
-        ids = self.layalign_processor([text])["encoder_input_ids"][0]
+        """The source's encoder tokens, cut to the model's max_source_length as LayAlignModel.generate cuts them; a
+        source longer than the encoder's positions is refused rather than cut (no model could read it whole)."""
+        processor = self.layalign_processor
+        whole = len(processor.encoder_tokenizer(check_source(text)).input_ids)
+        if whole > self.encoder_positions:
+            raise ValueError(f"the source has {whole} encoder tokens, more than the encoder's {self.encoder_positions} "
+                             f"positions; this model reads the first {self.settings.lengths.max_source_length}: "
+                             "shorten the source")
+        ids = processor([text])["encoder_input_ids"][0]
         return ids.tolist()
 
 

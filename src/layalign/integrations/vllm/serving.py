@@ -16,6 +16,7 @@ takes an explicit `{"prompt": ..., "multi_modal_data": {"source": ...}}` and thi
 from __future__ import annotations
 
 import argparse
+import contextlib
 import shlex
 import subprocess
 import sys
@@ -40,14 +41,22 @@ class _TemplateMixin:
         return block.get("prompt_template") or DEFAULT_TEMPLATE
 
     def _as_layalign(self, prompt: Any) -> Any:
-        # explicit requests (multi_modal_data given), token ids and embeddings pass through untouched
+        """A text becomes source + templated prompt; an explicit request (multi_modal_data given) passes through, its
+        source checked by the data parser; a request that would reach the model without a source is refused."""
         if isinstance(prompt, dict) and "encoder_prompt" in prompt:
             # vLLM has already cast the request into its encoder-decoder form, the text in the encoder prompt
             if prompt.get("decoder_prompt") is not None:
+                self._as_layalign(prompt["encoder_prompt"])  # only to refuse one without a source
                 return prompt
             return {**prompt, "encoder_prompt": self._as_layalign(prompt["encoder_prompt"])}
-        if not isinstance(prompt, dict) or prompt.get("multi_modal_data") or "prompt_embeds" in prompt:
+        if not isinstance(prompt, dict):
             return prompt
+        if prompt.get("multi_modal_data"):
+            if "source" not in prompt["multi_modal_data"]:
+                raise ValueError("a LayAlign request's multi_modal_data needs a 'source' (the text the encoder reads)")
+            return prompt
+        if "prompt_embeds" in prompt:
+            raise ValueError("a LayAlign request needs text (the source the encoder reads), not prompt embeddings")
         if not isinstance(prompt.get("prompt"), str):
             # token ids alone carry no source: the model would run without its encoder
             raise ValueError("a LayAlign request needs text (the source the encoder reads), not token ids")
@@ -66,6 +75,19 @@ class _TemplateMixin:
         return self._as_layalign({"prompt": content})
 
 
+@contextlib.contextmanager
+def _content_errors():
+    """A chat message whose content is a dict is validated only when vLLM iterates it, as a list of content parts (the
+    dict's keys): say what is wrong instead of pydantic's four errors about keys that are not dictionaries."""
+    from pydantic import ValidationError
+
+    try:
+        yield
+    except ValidationError as err:
+        raise ValueError("a chat message's content must be a string or a list of content parts ({\"type\": \"text\", "
+                         f"\"text\": ...}}), not what was sent ({err.error_count()} validation errors)") from None
+
+
 def _make_renderer_class():
     base = _renderer_base()
 
@@ -77,11 +99,13 @@ def _make_renderer_class():
             return self._as_layalign(await super()._render_prompt_async(prompt))
 
         def render_messages(self, messages, params):
-            conversation, _ = super().render_messages(messages, params)
+            with _content_errors():
+                conversation, _ = super().render_messages(messages, params)
             return conversation, self._from_conversation(conversation)
 
         async def render_messages_async(self, messages, params):
-            conversation, _ = await super().render_messages_async(messages, params)
+            with _content_errors():
+                conversation, _ = await super().render_messages_async(messages, params)
             return conversation, self._from_conversation(conversation)
 
     return LayAlignRenderer
