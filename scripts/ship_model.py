@@ -45,7 +45,7 @@ def seed_scores(units: Path) -> dict[str, float]:
     finished = sorted((p.parent for p in units.glob("layalign-s*/unit.json")),
                       key=lambda d: int(d.name.split("-s")[-1]))
     if not finished:
-        raise SystemExit(f"no finished layalign unit in {units}; run scripts/comparison.py run --units layalign-s0")
+        raise SystemExit(f"no finished layalign unit in {units}; run `layalign study run xnli --units layalign-s0`")
     return {d.name: dev_scores(d)["choices"]["lenient"]["average"] for d in finished}
 
 
@@ -84,7 +84,7 @@ def build_card(name: str, unit_dir: Path, record: dict, scores: dict, seeds: dic
 def card_markdown(card: dict, regression: dict) -> str:
     langs = list(card["xnli_dev"]["choices"]["lenient"]["per_language"])
     lines = [f"# {card['name']}", "", card["summary"] + ".", "",
-             f"Trained by `scripts/comparison.py` (unit `{card['source_unit']}`) and shipped by "
+             f"Trained by `layalign study run xnli` (unit `{card['source_unit']}`) and shipped by "
              "`scripts/ship_model.py`. Load it by name: `layalign generate \"...\" --model "
              f"{card['name']} --task xnli`, `load_system(\"{card['name']}\")`.", "",
              *selection_note(card), "## XNLI dev accuracy (%)", "",
