@@ -43,6 +43,7 @@ from vllm.multimodal import MULTIMODAL_REGISTRY
 from vllm.v1.attention.backend import AttentionType
 
 from layalign.backbones.loading import freeze, load_encoder
+from layalign.integrations.vllm.export import refuse_unserved
 from layalign.integrations.vllm.processing import (
     LayAlignDummyInputsBuilder,
     LayAlignMultiModalProcessor,
@@ -184,12 +185,12 @@ class LayAlignForConditionalGeneration(nn.Module, SupportsMultiModal):
         self.config = config
         self.settings = settings = layalign_settings(config)
         la = settings.layalign
-        if config.model_type not in FAMILIES:
-            raise NotImplementedError(f"the LayAlign vLLM model serves {', '.join(FAMILIES)} decoders, not "
-                                      f"{config.model_type!r} (see layalign.integrations.vllm.export)")
-        if la.mapping == "none":
-            raise NotImplementedError("mapping 'none' is not served: without soft tokens a request's decoder prompt "
-                                      "carries no key to pair it with its own encoder output")
+        refuse_unserved(config.to_dict(), la)
+        window = getattr(config, "sliding_window", None) if config.model_type == "mistral" else None
+        if window is not None and vllm_config.model_config.max_model_len > window:
+            # transformers' Mistral applies its window in every layer; vLLM's (a Llama layer) only with layer_types
+            raise NotImplementedError(f"this Mistral attends within a sliding window of {window} tokens, which the "
+                                      f"served decoder does not apply: serve with --max-model-len {window} or less")
         # the trained adapter travels in the vLLM directory (export.py copies it there)
         self.adapter_path = Path(vllm_config.model_config.model) / ADAPTER_NAME
         self._step = _StepFusion()
