@@ -106,7 +106,7 @@ def test_issue_case_shipped_model_survives_preemption(tmp_path, monkeypatch):
     model = LayAlignModel.from_pretrained(SHIPPED).eval()
     assert bool((model.gates != 0).all())  # the trained gates: the fusion branch matters
     cases = _requests(45)
-    assert len({len(model.encoder_tokenizer(source).input_ids) for _, source, _ in cases}) >= 20
+    assert len({len(model.encoder_tokenizer(source).input_ids) for _, source, _ in cases}) >= 10
     _check(model, export(SHIPPED, tmp_path / "vllm"), cases, [300] * len(cases), 38, monkeypatch)
 
 
