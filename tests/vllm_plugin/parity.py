@@ -108,22 +108,26 @@ def vllm_greedy(llm, cases, max_new_tokens: int = MAX_NEW_TOKENS, plain: bool = 
     return [list(o.outputs[0].token_ids) for o in outputs], [list(o.outputs[0].logprobs) for o in outputs]
 
 
-def reference_greedy(model, cases, max_new_tokens: int = MAX_NEW_TOKENS) -> tuple[list[list[int]], list]:
-    """LayAlignModel.generate one example at a time (greedy), with the logits of every step."""
+def reference_greedy(model, cases, max_new_tokens: int | list[int] = MAX_NEW_TOKENS, ignore_eos: bool = False
+                     ) -> tuple[list[list[int]], list]:
+    """LayAlignModel.generate one example at a time (greedy), with the top-2 logits of every step; a list of
+    `max_new_tokens` gives each case its own; `ignore_eos` goes on past eos, as vLLM's SamplingParams(ignore_eos)."""
     from layalign import LayAlignProcessor
 
     processor = LayAlignProcessor.from_model(model, **model.config.extra.get("lengths", {}))
     tokens, scores = [], []
     eos = processor.eos_token_id
-    for _, source, prompt in cases:
+    lengths = [max_new_tokens] * len(cases) if isinstance(max_new_tokens, int) else max_new_tokens
+    no_stop = {"eos_token_id": None} if ignore_eos else {}
+    for (_, source, prompt), length in zip(cases, lengths, strict=True):
         batch = processor([source], prompts=[prompt] if prompt else None)
-        out = model.generate(**batch, max_new_tokens=max_new_tokens, do_sample=False, output_scores=True,
-                             return_dict_in_generate=True)
+        out = model.generate(**batch, max_new_tokens=length, do_sample=False, output_scores=True,
+                             return_dict_in_generate=True, **no_stop)
         ids = out.sequences[0].tolist()
-        if eos in ids:  # vLLM stops at eos and returns it; transformers pads after it
+        if eos in ids and not ignore_eos:  # vLLM stops at eos and returns it; transformers pads after it
             ids = ids[:ids.index(eos) + 1]
         tokens.append(ids)
-        scores.append([s[0] for s in out.scores])
+        scores.append([torch.topk(s[0].float(), 2).values for s in out.scores])  # all compare() reads
     return tokens, scores
 
 

@@ -69,3 +69,22 @@ def test_serve_dry_run_prints_the_server_command(tmp_path, capsys):
         assert err.strip() == " ".join(serve_command(model / "vllm", "float32", "python", ["--port", "8001"]))
     else:
         assert "cannot import vllm" in err
+
+
+@pytest.mark.parametrize(("model_type", "extra", "cause"), [
+    ("qwen3", {}, "q_norm / k_norm"),
+    ("gemma3_text", {}, "sliding-window and global"),
+    ("phi3", {}, "no vLLM decoder layer"),
+    ("qwen2", {"use_sliding_window": True}, "sliding-window attention in some layers"),
+])
+def test_export_refuses_unserved_decoders_naming_the_reason(tmp_path, model_type, extra, cause):
+    llm = tmp_path / "llm"
+    llm.mkdir()
+    (llm / "config.json").write_text(json.dumps({"model_type": model_type, "bos_token_id": 1, **extra}))
+    with pytest.raises(NotImplementedError, match=cause):
+        export(_trained_dir(tmp_path / "model", llm=str(llm)))
+
+
+def test_export_refuses_mapping_none(tmp_path):
+    with pytest.raises(NotImplementedError, match="mapping 'none' is not served"):
+        export(_trained_dir(tmp_path, mapping="none"))

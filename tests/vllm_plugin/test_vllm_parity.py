@@ -20,8 +20,8 @@ from layalign.testing import randomize_adapters  # noqa: E402
 pytestmark = [pytest.mark.real, pytest.mark.slow]
 
 
-def _randomised(variant: str, directory, seed: int = 0) -> LayAlignModel:
-    model = LayAlignModel(LayAlignConfig(variant=variant)).eval()
+def _randomised(variant: str, directory, seed: int = 0, **config_fields) -> LayAlignModel:
+    model = LayAlignModel(LayAlignConfig(variant=variant, **config_fields)).eval()
     randomize_adapters(model, scale=0.05, seed=seed)
     if model.gates is not None:  # well away from zero, both signs: the branch changes the output
         with torch.no_grad():
@@ -95,3 +95,38 @@ def test_soft_token_variants_equal_generate(tmp_path, variant):
         assert list(outputs[1].outputs[0].token_ids) == tokens[0]
 
     _check(model, tmp_path, cases, also=beside_a_request_without_source, renderer=False)
+
+
+def _tiny_llm_dir(directory, family: str):
+    """A small random decoder of `family` saved as a transformers directory, with the default LLM's tokenizer (the
+    real qwen2.5-coder-0.5b / a Mistral 7B would cost minutes per test on two CPU cores; the layer code is the same)."""
+    from transformers import AutoTokenizer
+
+    from layalign.backbones.loading import resolve
+    from layalign.model.config import LayAlignConfig as Config
+    from layalign.testing import tiny_llm
+
+    tokenizer = AutoTokenizer.from_pretrained(resolve(Config().llm))
+    llm = tiny_llm(family, hidden=256, layers=4, heads=4, kv_heads=2, vocab=len(tokenizer), seed=5,
+                   bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id)
+    llm.save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    return directory
+
+
+@pytest.mark.parametrize("family", ["qwen2", "mistral"])
+def test_qwen2_and_mistral_decoders_equal_generate(tmp_path, family):
+    import json
+
+    llm_dir = _tiny_llm_dir(tmp_path / "llm", family)
+    model = _randomised("layalign", tmp_path / "model", seed=4, llm=str(llm_dir))
+    if family == "qwen2":  # the family's own layout: biases on q, k and v
+        assert model.llm.model.layers[0].self_attn.k_proj.bias is not None
+    results = _check(model, tmp_path / "model", CASES[::2])
+    config = json.loads((tmp_path / "model" / "vllm" / "config.json").read_text())
+    assert config["model_type"] == family
+    assert max(len(r.vllm) for r in results) > 1
+    with torch.no_grad():  # the fusion branch is exercised
+        model.gates.zero_()
+    without, _ = reference_greedy(model, CASES[::2][:4])
+    assert sum(w != r.reference for w, r in zip(without, results[:4])) >= 1

@@ -73,6 +73,30 @@ def check_adapter_tensors(tensors: dict[str, torch.Tensor], expected: dict[str, 
                              f"{tuple(expected[name].shape)} ({shape_hint})")
 
 
+ADAPTER_NAMES = ("mapping", "boundary", "aligner", "gates")
+
+
+def build_adapters(owner: nn.Module, config: LayAlignConfig, encoder_width: int, llm_width: int) -> None:
+    """Give `owner` the trainable parts as LayAlignModel has them: `mapping`, `boundary`, `aligner` and `gates`
+    (None where the variant has none), freshly initialised, in float32. The vLLM model builds them here too, so
+    that the served model cannot fall behind this one."""
+    owner.mapping = None if config.mapping == "none" else InputMapping(encoder_width, llm_width, config.mapping)
+    owner.boundary = None if config.mapping == "none" else nn.Parameter(_boundary(config.boundary_init, llm_width))
+    owner.aligner = owner.gates = None
+    if config.fusion:
+        owner.aligner = LayerwiseAligner(len(config.encoder_layers), len(config.llm_layers), encoder_width,
+                                         llm_width, config.aligner_structure)
+        owner.gates = nn.Parameter(torch.zeros(len(config.llm_layers)))
+
+
+def load_adapters(own: dict[str, torch.Tensor], tensors: dict[str, torch.Tensor], source: str, model: str) -> None:
+    """Copy an adapter file's tensors into the parameters `own` (by name), after check_adapter_tensors."""
+    check_adapter_tensors(tensors, own, source, model, "different encoder or LLM?")
+    with torch.no_grad():
+        for name, tensor in tensors.items():
+            own[name].copy_(tensor)
+
+
 class LayAlignModel(nn.Module):
     def __init__(self, config: LayAlignConfig, encoder: nn.Module | None = None, llm: nn.Module | None = None):
         super().__init__()
@@ -94,13 +118,8 @@ class LayAlignModel(nn.Module):
                                   "llm_layers": dec.num_layers, "llm_width": dec.width}
         self.num_kv_heads = dec.num_kv_heads
 
-        self.mapping = None if config.mapping == "none" else InputMapping(enc.width, dec.width, config.mapping)
-        self.boundary = None if config.mapping == "none" else nn.Parameter(_boundary(config.boundary_init, dec.width))
-        self.aligner = self.gates = None
+        build_adapters(self, config, enc.width, dec.width)
         if config.fusion:
-            self.aligner = LayerwiseAligner(len(config.encoder_layers), len(config.llm_layers), enc.width,
-                                            dec.width, config.aligner_structure)
-            self.gates = nn.Parameter(torch.zeros(len(config.llm_layers)))
             fusion.attach(self.llm)
         self.slots = {layer: slot for slot, layer in enumerate(config.llm_layers)}
 
@@ -295,10 +314,7 @@ class LayAlignModel(nn.Module):
 
     def load_adapter_state_dict(self, tensors: dict[str, torch.Tensor], source: str = "state dict") -> None:
         own = {name: p for name, p in self.named_parameters() if p.requires_grad}
-        check_adapter_tensors(tensors, own, source, f"variant {self.config.variant!r}", "different encoder or LLM?")
-        with torch.no_grad():
-            for name, tensor in tensors.items():
-                own[name].copy_(tensor)
+        load_adapters(own, tensors, source, f"variant {self.config.variant!r}")
 
     def _check_saved_shapes(self, enc, dec) -> None:
         saved = self.config.extra.get("shapes")
@@ -399,4 +415,5 @@ def _mask_or_ones(ids: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
     return torch.ones_like(ids, dtype=torch.long) if mask is None else mask.to(torch.long)
 
 
-__all__ = ["LayAlignModel", "LayAlignOutput", "DTYPES", "check_adapter_tensors"]
+__all__ = ["ADAPTER_NAMES", "DTYPES", "LayAlignModel", "LayAlignOutput", "build_adapters", "check_adapter_tensors",
+           "load_adapters"]

@@ -24,9 +24,33 @@ from layalign.integrations.vllm import ARCHITECTURE
 from layalign.model.config import ADAPTER_NAME, CONFIG_NAME, LayAlignConfig
 from layalign.pretrained import locate
 
-# decoder families whose vLLM implementation FusedLlamaAttention extends (same attention and weight layout)
-LLAMA_LIKE = ("llama",)
+# decoder families served: vLLM's own decoder layer of each, with the fusion branch added (model.py, FAMILIES)
+SERVED_FAMILIES = ("llama", "mistral", "qwen2")
+# the families this library trains with that are not served, and why
+REFUSED_FAMILIES = {
+    "qwen3": "its attention normalises q and k per head before rotary (q_norm / k_norm), which the fusion branch "
+             "would have to follow; not built or parity-tested",
+    "gemma3_text": "its layers alternate sliding-window and global attention, normalise q and k, and its embeddings "
+                   "are scaled by sqrt(hidden size), none of which the served decoder follows yet; not built or "
+                   "parity-tested",
+}
 _NOT_LINKED = {"config.json", "layalign_entry.json", CONFIG_NAME, ADAPTER_NAME}
+
+
+def refuse_unserved(llm_config: dict, config: LayAlignConfig) -> None:
+    """Raise NotImplementedError, naming the reason, for what the plugin does not serve (the export and the vLLM
+    model both ask): a decoder family outside SERVED_FAMILIES, sliding-window layers, mapping "none"."""
+    family = llm_config.get("model_type")
+    if family not in SERVED_FAMILIES:
+        why = REFUSED_FAMILIES.get(family, "no vLLM decoder layer for it in the plugin")
+        raise NotImplementedError(f"the vLLM plugin serves {', '.join(SERVED_FAMILIES)} decoders; {config.llm} is "
+                                  f"{family!r}: {why}")
+    if "sliding_attention" in (llm_config.get("layer_types") or []) or llm_config.get("use_sliding_window"):
+        raise NotImplementedError(f"{config.llm} uses sliding-window attention in some layers; vLLM's {family} layer "
+                                  "as the plugin builds it attends to the whole sequence")
+    if config.mapping == "none":
+        raise NotImplementedError("mapping 'none' is not served: without soft tokens a request's decoder prompt "
+                                  "carries no key to pair it with its own encoder output (model.py)")
 
 
 def export(model_dir: str | Path, out: str | Path | None = None, prompt_template: str | None = None) -> Path:
@@ -45,9 +69,7 @@ def export(model_dir: str | Path, out: str | Path | None = None, prompt_template
                          "with LayAlignModel (from_pretrained / save_pretrained)")
     llm_dir = Path(resolve(config.llm))
     llm_config = json.loads((llm_dir / "config.json").read_text(encoding="utf-8"))
-    if llm_config.get("model_type") not in LLAMA_LIKE:
-        raise NotImplementedError(f"the vLLM plugin supports Llama-family decoders ({', '.join(LLAMA_LIKE)}); "
-                                  f"{config.llm} is {llm_config.get('model_type')!r}")
+    refuse_unserved(llm_config, config)
     if config.fusion_dtype not in ("auto", config.dtype):
         raise NotImplementedError("vLLM keeps the fusion K/V in its KV cache, in the model's dtype: fusion_dtype "
                                   f"{config.fusion_dtype!r} differs from dtype {config.dtype!r}")

@@ -9,10 +9,11 @@ encoder); a field outside `multi_modal_data` never reaches the model runner. So 
 and the processor below turns it into
 
     encoder prompt: T placeholders, T = the source's encoder tokens (this sizes the cross-attention cache)
-    decoder prompt: [bos] [placeholder x T] [placeholder: boundary] [the LLM prompt's tokens]
+    decoder prompt: [bos] [source key: T ids] [placeholder: boundary] [the LLM prompt's tokens]
 
-exactly the sequence LayAlignModel.build_inputs assembles; the model replaces the placeholders' embeddings by the
-soft tokens and the boundary vector at the prefill step (model.py). Tokenisation and truncation are
+exactly the sequence LayAlignModel.build_inputs assembles; the model replaces the key's and the placeholder's embeddings
+by the soft tokens and the boundary vector at the prefill step (model.py). The key (`source_key`) is what pairs a
+request with its own encoder output. Tokenisation and truncation are
 LayAlignProcessor's (the model's recorded lengths): the source keeps its start and its closing special token, the
 prompt its end. LangBridge's encoder reads the templated instruction: pass that as the source; its LLM gets no
 prompt (`use_prompt` false), so the prompt is dropped here.
@@ -74,6 +75,13 @@ def layalign_settings(hf_config: Any) -> LayAlignSettings:
         bos_token_id=int(block["bos_token_id"]),
         num_kv_heads=int(getattr(hf_config, "num_key_value_heads", None) or hf_config.num_attention_heads),
     )
+
+
+def source_key(source_ids: Sequence[int], vocab_size: int) -> list[int]:
+    """The ids a request's decoder prompt carries where its soft tokens go: its encoder ids modulo the LLM's
+    vocabulary. The model computes the same key from the encoder input it is handed, so that it can tell which
+    encoder output belongs to which new request (model.py, `_pair`) without relying on vLLM's batch order."""
+    return [int(i) % vocab_size for i in source_ids]
 
 
 class SourceItems(ProcessorBatchItems[str]):
@@ -186,7 +194,10 @@ class LayAlignMultiModalProcessor(EncDecMultiModalProcessor[LayAlignProcessingIn
         placeholders: list[int] = []
         if settings.soft_tokens and mm_items.get_count(MODALITY, strict=False):
             source = mm_items.get_items(MODALITY, SourceItems).get(0)
-            placeholders = [settings.placeholder_token_id] * (len(self.info.source_ids(source)) + 1)
+            # the source's own key in place of its soft tokens (replaced before the LLM sees them): model.py pairs
+            # each new request with its encoder output by it; the boundary slot keeps the placeholder id
+            vocab_size = self.info.get_hf_config().vocab_size
+            placeholders = [*source_key(self.info.source_ids(source), vocab_size), settings.placeholder_token_id]
         return [settings.bos_token_id, *placeholders, *prompt]
 
     def _call_hf_processor(self, hf_data: Mapping[str, object], hf_kwargs: Mapping[str, object]) -> BatchFeature:
