@@ -1,10 +1,12 @@
 """Choice scoring speed on SIB-200 dev: rows per second before and after the faster scoring, in one run.
 
 before: the examples in file order, batches of 8, the second pass with the prompt cache copied once per choice
-(`layout="per_choice"`, what choice scoring did before); after: each language longest first
-(`layalign.evaluation.run.longest_first`), batches of each --batch-sizes, the choices' later tokens in one row per
-prompt (`layout="auto"`). Every candidate scores the same rows; the script also reports how far the after scores
-are from the before ones and whether any prediction (the argmax choice) differs.
+(`layout="per_choice"`, what choice scoring did before, less its pass over each choice's last token); then the
+same layout with the rows longest first (what ordering alone gains, and how much rebatching alone moves bfloat16
+scores); after: each language longest first (`layalign.evaluation.run.longest_first`, batches within one
+language) in batches of each --batch-sizes, the choices' later tokens in one row per prompt (`layout="auto"`).
+Every candidate scores the same rows; the table also says how far each candidate's scores are from the before
+ones and how many predictions (the argmax choice) differ.
 
     python benchmarks/choice_scoring.py --langs eng_Latn amh_Ethi tha_Thai --rows 16 --dtype bfloat16 --profile
 
@@ -20,7 +22,7 @@ import time
 import common
 import torch
 
-from layalign.evaluation.run import longest_first
+from layalign.evaluation.run import batched, longest_first
 from layalign.model import fusion
 from layalign.model.choices import choice_logprobs
 from layalign.tasks import get_task
@@ -37,11 +39,10 @@ def load(system: str, dtype: str, device: str):
     return LayAlignSystem(model, name=system)
 
 
-def score_all(system, examples, choices, batch_size: int, layout: str) -> list[list[float]]:
-    """Every example's choice scores, in the examples' order."""
+def score_all(system, examples, choices, batch_size: int, layout: str, per_language: bool) -> list[list[float]]:
+    """Every example's choice scores, in the examples' order, batched as `evaluate` batches them."""
     scores = []
-    for start in range(0, len(examples), batch_size):
-        batch = examples[start:start + batch_size]
+    for batch in batched(examples, batch_size, per_language=per_language):
         scores += system.score_choices([e.source for e in batch], [e.prompt for e in batch], choices,
                                        langs=[e.lang for e in batch], layout=layout)
     return scores
@@ -95,10 +96,12 @@ def main() -> None:
     ordered = longest_first(examples)
     results: dict[str, list[list[float]]] = {}
     candidates = {"before: file order, batch 8, cache per choice":
-                  lambda: results.__setitem__("before", score_all(system, examples, choices, 8, "per_choice"))}
+                  lambda: results.__setitem__("before", score_all(system, examples, choices, 8, "per_choice", False)),
+                  "longest first only: batch 8, cache per choice":
+                  lambda: results.__setitem__("sorted", score_all(system, ordered, choices, 8, "per_choice", True))}
     for size in args.batch_sizes:
         candidates[f"after: longest first, batch {size}, one row per prompt"] = (
-            lambda size=size: results.__setitem__(size, score_all(system, ordered, choices, size, "auto")))
+            lambda size=size: results.__setitem__(size, score_all(system, ordered, choices, size, "auto", True)))
     timings = common.in_turn(candidates, repeats=args.repeats, warmup=0)
 
     position = {id(e): i for i, e in enumerate(ordered)}
@@ -108,7 +111,7 @@ def main() -> None:
     print("| candidate | seconds | rows/s | speed-up | max abs diff of a log-prob vs before | predictions changed |")
     print("|---|---:|---:|---:|---:|---:|")
     base = timings.seconds[next(iter(candidates))]
-    for (name, seconds), key in zip(timings.seconds.items(), ["before", *args.batch_sizes], strict=True):
+    for (name, seconds), key in zip(timings.seconds.items(), ["before", "sorted", *args.batch_sizes], strict=True):
         got = torch.tensor(results[key]) if key == "before" else \
             torch.tensor(results[key])[[position[id(e)] for e in examples]]  # back to file order
         diff = (got - before).abs().max().item()

@@ -185,7 +185,8 @@ def test_choice_scoring_picks_the_most_likely_allowed_answer(tmp_path):
     system = Scorer("scorer", answer=None)
     results = evaluate(system, "xnli", examples, tmp_path, batch_size=2, progress=False, scoring="choices")
     predictions = load_predictions(tmp_path / "predictions.jsonl")
-    assert [r["answer"] for r in predictions] == preferred
+    answers = {r["id"]: r["answer"] for r in predictions}  # written longest first, not in file order
+    assert [answers[ex.id] for ex in examples["sw"]] == preferred
     assert all(max(r["choice_logprobs"], key=r["choice_logprobs"].get) == r["answer"] for r in predictions)
     expected = 100 * sum(p == ex.gold for p, ex in zip(preferred, examples["sw"], strict=True)) / 5
     assert results["per_language"]["sw"]["accuracy"] == pytest.approx(expected)

@@ -101,7 +101,8 @@ def _ours(pretrained: str, bench: str, lang: str, scoring: str, out: Path, limit
     examples = get_task(bench).read(METADATA[f"{bench}_data"], langs=[lang], limit=limit)
     evaluate(load_system(pretrained, device="cpu"), bench, examples, out, batch_size=2, max_new_tokens=new_tokens,
              progress=False, scoring=scoring)
-    return load_predictions(out / "predictions.jsonl")
+    order = [ex.id for ex in examples[lang]]  # choice scoring writes rows longest first: back to file order
+    return sorted(load_predictions(out / "predictions.jsonl"), key=lambda row: order.index(row["id"]))
 
 
 @pytest.mark.parametrize("variant", ["layalign", "mindmerger", "langbridge", "llm-lora", "llm"])

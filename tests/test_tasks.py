@@ -65,7 +65,8 @@ def test_the_registry_is_the_one_place_for_benchmark_facts():
 
 
 def test_unknown_names_and_bad_entries_fail_clearly():
-    with pytest.raises(ValueError, match="unknown benchmark 'gsm9k'; known: mgsm, msvamp, xcsqa, xnli, translation"):
+    with pytest.raises(ValueError,
+                       match="unknown benchmark 'gsm9k'; known: mgsm, msvamp, xcsqa, xnli, sib200, translation"):
         get_task("gsm9k")
     with pytest.raises(ValueError, match="mgsm has no splits"):
         get_task("mgsm").read(DATA / "mgsm", split="test")
@@ -104,7 +105,7 @@ def test_the_cli_offers_the_registered_benchmarks(capsys):
         assert evaluate_args(name).benchmark == name
     with pytest.raises(SystemExit):
         evaluate_args("gsm9k")
-    assert "{mgsm,msvamp,xcsqa,xnli,translation}" in capsys.readouterr().err.replace("\n", "").replace(" ", "")
+    assert "{mgsm,msvamp,xcsqa,xnli,sib200,translation}" in capsys.readouterr().err.replace("\n", "").replace(" ", "")
 
 
 def test_a_new_benchmark_is_one_entry_and_a_reader(tmp_path, monkeypatch):

@@ -33,6 +33,8 @@ def regression_rows(system: Any, data: str | Path, langs: tuple[str, ...] = REGR
                            progress=False)
         rows = [{"lang": r["lang"], "id": r["id"], "output": r["output"], "correct": r["correct"],
                  "choice_logprobs": r["choice_logprobs"]} for r in load_predictions(Path(tmp) / "predictions.jsonl")]
+    order = {(ex.lang, ex.id): i for i, ex in enumerate(ex for found in examples.values() for ex in found)}
+    rows.sort(key=lambda r: order[r["lang"], r["id"]])  # file order (choice scoring runs longest first)
     accuracy = {lang: s["accuracy"] for lang, s in results["per_language"].items()}
     return {"langs": list(langs), "rows_per_language": limit, "scoring": "choices", "batch_size": batch_size,
             "dtype": results.get("dtype"), "lengths": results.get("lengths"), "accuracy": accuracy,

@@ -13,6 +13,7 @@ A run directory holds:
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import sys
@@ -116,8 +117,8 @@ def evaluate(
     done = {row_key(row) for row in load_predictions(pred_path, repair=True)}
     wanted = [ex for examples in examples_by_lang.values() for ex in examples]
     pending = [ex for ex in wanted if (ex.lang, ex.id) not in done]
-    if scoring == "choices" and sort_by_length:
-        pending = longest_first(pending)
+    by_length = scoring == "choices" and sort_by_length
+    batches = batched(longest_first(pending) if by_length else pending, batch_size, per_language=by_length)
     extra = len(done - {(ex.lang, ex.id) for ex in wanted})
     if extra:
         print(f"note: {pred_path} also holds {extra} earlier rows outside this request; they are scored too",
@@ -127,8 +128,8 @@ def evaluate(
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", TruncationWarning)  # counted per example and reported instead
-        _predict_into(system, benchmark, pending, pred_path, batch_size, max_new_tokens, scoring, protocol,
-                      progress=progress, total=len(wanted), desc=f"{benchmark} {name}")
+        _predict_into(system, benchmark, batches, pred_path, max_new_tokens, scoring, protocol,
+                      progress=progress, total=len(wanted), done=len(wanted) - len(pending), desc=f"{benchmark} {name}")
 
     low = set(low_resource) if low_resource is not None else set(task.low_resource)
     results = score_predictions(benchmark, load_predictions(pred_path), low, protocol=protocol)
@@ -148,17 +149,23 @@ def longest_first(examples: list[EvalExample]) -> list[EvalExample]:
     return sorted(examples, key=lambda ex: (rank[ex.lang], -len(ex.source) - len(ex.prompt or "")))
 
 
-def _predict_into(system: System, benchmark: str, examples: list[EvalExample], pred_path: Path, batch_size: int,
-                  max_new_tokens: int, scoring: str, protocol: str, *, progress: bool, total: int,
+def batched(examples: list[EvalExample], size: int, per_language: bool = False) -> list[list[EvalExample]]:
+    """Consecutive batches of `size`; with per_language, a batch never holds two languages (sorted by length, a
+    batch across a boundary would join one language's shortest rows with the next one's longest)."""
+    groups = [list(g) for _, g in itertools.groupby(examples, key=lambda ex: ex.lang)] if per_language else [examples]
+    return [group[start : start + size] for group in groups for start in range(0, len(group), size)]
+
+
+def _predict_into(system: System, benchmark: str, batches: list[list[EvalExample]], pred_path: Path,
+                  max_new_tokens: int, scoring: str, protocol: str, *, progress: bool, total: int, done: int,
                   desc: str) -> None:
     """Answer in batches and append one row per example; each batch is flushed so a kill loses at most one."""
     from tqdm.auto import tqdm
 
     choices = get_task(benchmark).choices
-    bar = tqdm(total=total, initial=total - len(examples), desc=desc, unit="ex", disable=not progress)
+    bar = tqdm(total=total, initial=done, desc=desc, unit="ex", disable=not progress)
     with open(pred_path, "a", encoding="utf-8") as f:
-        for start in range(0, len(examples), batch_size):
-            batch = examples[start : start + batch_size]
+        for batch in batches:
             sources, prompts = [ex.source for ex in batch], [ex.prompt for ex in batch]
             langs = [ex.lang for ex in batch]
             if scoring == "choices":
