@@ -34,7 +34,7 @@ import torch
 
 from layalign.data import TrainExample, split_dev
 from layalign.files import relative_to_root
-from layalign.inspection import FusionWeights, fusion_weights_of, write_fusion_init
+from layalign.model.fusion_weights import FusionWeights, fusion_weights_of, write_fusion_init
 from layalign.model.modeling import LayAlignModel
 from layalign.model.processing import LayAlignProcessor
 from layalign.training.batching import Batcher, plan_batches, process_share
