@@ -168,7 +168,8 @@ def diagnostics_lines(diagnostics: dict, init_known: bool) -> list[str]:
                      f"{zero.get('scoring', '?')} scoring, {zero.get('rows', '?')} rows), accuracy goes from "
                      f"{zero['accuracy_with_gates']:.1f} % to {zero['accuracy_zero_gates']:.1f} % "
                      f"({zero['accuracy_zero_gates'] - zero['accuracy_with_gates']:+.1f} points); "
-                     f"{zero.get('changed', '?')} predictions change; mean KL divergence KL(with gates || zero gates) of the answer distributions "
+                     f"{zero.get('changed', '?')} predictions change; mean KL divergence KL(with gates || zero "
+                     "gates) of the answer distributions "
                      f"{zero.get('mean_kl', float('nan')):.3f} nats.")
     else:
         lines.append("- The fusion branch's contribution (accuracy with every gate set to zero): not measured for "
