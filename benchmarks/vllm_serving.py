@@ -222,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
     from vllm import LLM
 
     from layalign import LayAlignConfig, LayAlignModel, LayAlignProcessor
-    from layalign.integrations.vllm import export
+    from layalign.integrations.vllm.export import export
     from layalign.testing import randomize_adapters
 
     load_before = os.getloadavg()[0]

@@ -168,7 +168,7 @@ def _main(argv: list[str]) -> int:
     import vllm
 
     from layalign import LayAlignModel
-    from layalign.integrations.vllm import export
+    from layalign.integrations.vllm.export import export
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("model_dir")

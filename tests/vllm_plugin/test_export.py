@@ -10,7 +10,8 @@ import torch
 from safetensors.torch import save_file
 
 from layalign.cli import main
-from layalign.integrations.vllm import ARCHITECTURE, export
+from layalign.integrations.vllm import ARCHITECTURE
+from layalign.integrations.vllm.export import export
 from layalign.integrations.vllm.serving import serve_command
 from layalign.model.config import ADAPTER_NAME, LayAlignConfig
 

@@ -14,7 +14,7 @@ import torch  # noqa: E402
 from parity import CASES, close_llm, compare, make_llm, reference_greedy, vllm_greedy  # noqa: E402
 
 from layalign import LayAlignConfig, LayAlignModel  # noqa: E402
-from layalign.integrations.vllm import export  # noqa: E402
+from layalign.integrations.vllm.export import export  # noqa: E402
 from layalign.testing import randomize_adapters  # noqa: E402
 
 pytestmark = [pytest.mark.real, pytest.mark.slow]

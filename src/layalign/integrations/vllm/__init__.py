@@ -1,7 +1,8 @@
 """LayAlign, MindMerger and LangBridge models served by vLLM, as an out-of-tree plugin (no fork of vLLM).
 
 vLLM calls `register` in every one of its processes (the `vllm.general_plugins` entry point in pyproject.toml);
-it names our model class, which vLLM imports lazily. A trained directory becomes a vLLM directory with `export`
+it names our model class, which vLLM imports lazily. A trained directory becomes a vLLM directory with
+`layalign.integrations.vllm.export.export` (no function of that name here: importing the submodule would rebind it)
 (`python -m layalign.integrations.vllm export DIR`, or `layalign serve DIR`, which exports and runs `vllm serve`).
 See docs/serving.md: what a request looks like, what runs once per request and what at every step.
 
@@ -24,11 +25,4 @@ def register() -> None:
     register_renderer()  # `--tokenizer-mode layalign`: plain OpenAI requests become LayAlign requests
 
 
-def export(model_dir, out=None, prompt_template=None):
-    """See `layalign.integrations.vllm.export.export`."""
-    from layalign.integrations.vllm.export import export as _export
-
-    return _export(model_dir, out, prompt_template)
-
-
-__all__ = ["ARCHITECTURE", "export", "register"]
+__all__ = ["ARCHITECTURE", "register"]
