@@ -284,3 +284,17 @@ def test_the_runner_does_not_import_the_report():
                             env=os.environ | {"PYTHONPATH": str(ROOT / "src")}).stdout
     assert "layalign.studies.runner" in loaded and "layalign.studies.report" not in loaded
     assert "layalign.studies.sections" not in loaded and "layalign.studies.budget" not in loaded
+
+
+@pytest.mark.parametrize("name", ["xnli", "math", "sib200"])
+def test_every_shipped_study_loads_and_its_recipes_parse_with_their_overrides(name):
+    from layalign.studies.runner import check_recipe
+    from layalign.training.config import TrainConfig
+
+    study = load_study(name)
+    units = plan(study)
+    assert units and len({u.name for u in units}) == len(units)
+    for system in study.systems.values():
+        for stage in system.stages:
+            config = TrainConfig.from_yaml(check_recipe(system, stage, study.recipes))
+            assert config.stage == stage.name and config.train_data, (name, system.name, stage.name)
