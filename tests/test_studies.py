@@ -211,6 +211,17 @@ def test_a_users_study_runs_resumes_and_reports_with_relative_paths(tmp_path, mo
     assert (units / "layalign-s0" / "diagnostics" / "fusion_init.json").is_file()
     assert "layalign-lr0.003" not in [p.parent.parent.name for p in units.rglob("diagnostics.json")]
     assert record["model_dir"] == "work/layalign-s0/task/final"
+    # the first stage depends on the system and the seed only: the sweep's units and the seed-0 unit train it once
+    # and every task stage starts from it
+    assert [p.name for p in (tmp_path / "work" / "stages").iterdir() if p.is_dir()] == ["layalign-s0"]
+    assert not (tmp_path / "work" / "layalign-s0" / "translation").exists()
+    trained = [json.loads((units / u / "unit.json").read_text())["phases"]["train-translation"]
+               for u in ("layalign-lr0.003", "layalign-lr0.001", "layalign-s0")]
+    assert trained[0]["seconds"] is not None and "shared" not in trained[0]
+    assert [t.get("shared") for t in trained[1:]] == ["work/stages/layalign-s0/translation"] * 2
+    assert "init_from=work/stages/layalign-s0/translation" in record["commands"][1]["command"]
+    assert (units / "layalign-lr0.001" / "train" / "translation" / "train_log.jsonl").read_text() == \
+        (units / "layalign-s0" / "train" / "translation" / "train_log.jsonl").read_text()
     # the marker is the last file written
     written = [p for p in (units / "layalign-s0").rglob("*") if p.is_file()]
     assert max(written, key=lambda p: p.stat().st_mtime_ns).name == "unit.json"

@@ -2,7 +2,10 @@
 an untrained system. Its phases:
 
     train-translation, train-task   `layalign train ... --resume`, one per stage the system declares; checkpoints in
-                                    the work folder (not committed)
+                                    the work folder (not committed). A stage before the task stage depends only on
+                                    the system and the seed, so the units that share both (a system's sweep units
+                                    and its seed-0 unit) train it once, in stages/SYSTEM-sSEED/, under a lock: every
+                                    swept rate starts from the same first stage
     eval-choices, eval-generate     `layalign evaluate` on the study's eval data (resumes a killed run), lenient
                                     protocol; a sweep unit only the study's first scoring, on the sweep's rows
     rescore                         the same outputs judged under the paper protocol (evaluation.rescore)
@@ -36,6 +39,7 @@ from layalign.studies.spec import PROTOCOLS, Stage, Study, System, Unit, relativ
 MARKER = "unit.json"
 PHASES_FILE = "phases.json"
 DIAGNOSTICS = Path("diagnostics") / "diagnostics.json"  # the fusion's, in a LayAlign unit's folders
+SHARED_STAGES = "stages"  # in the work folder: the stages before the task stage, per system and seed
 SWEEP_FILE = "lr_sweep.json"  # in the results folder: each swept system's scores and pick
 # fields of a prediction row that the committed copy leaves out: the inputs are the eval set's own text, found again
 # from the row id; everything scored stays
@@ -74,15 +78,25 @@ class Runner:
             raise RuntimeError(f"`layalign {shlex.join(argv)}` failed (exit {code}); see {log}")
 
 
+def stage_folder(unit: Unit, stage: Stage, work_root: Path) -> Path:
+    """Where a unit's stage trains: the task stage in the unit's own folder; an earlier stage, which depends only on
+    the system and the seed, in a folder that the units sharing both share."""
+    if stage.name == "task":
+        return work_root / unit.name / stage.name
+    return work_root / SHARED_STAGES / f"{unit.system.name}-s{unit.seed}" / stage.name
+
+
 def stage_overrides(unit: Unit, stage: Stage, settings: Settings, work: str, study: Study,
                     results: Path) -> list[str]:
-    """The `key=value` overrides of one stage's `layalign train`; `work` is the unit's work folder, relative."""
-    out = [f"seed={unit.seed}", f"data_dir={settings.data}", f"output_dir={work}/{stage.name}", *stage.overrides]
+    """The `key=value` overrides of one stage's `layalign train`; `work` is the study's work folder, relative."""
+    folder = stage_folder(unit, stage, Path(work)).as_posix()
+    out = [f"seed={unit.seed}", f"data_dir={settings.data}", f"output_dir={folder}", *stage.overrides]
     if stage.name == "task":
         sweep = study.lr_sweep
         out.append(f"max_steps={sweep.steps if unit.sweep and not settings.dry_run else settings.steps}")
         previous = [s for s in unit.system.stages if s.name != "task"]
-        out.append(f"init_from={work}/{previous[-1].name}" if previous else "init_from=null")
+        out.append(f"init_from={stage_folder(unit, previous[-1], Path(work)).as_posix()}" if previous
+                   else "init_from=null")
         if unit.sweep:
             out.append(f"learning_rate={unit.learning_rate:g}")
         elif unit.system.learning_rate and unit.system.learning_rate.swept:
@@ -187,13 +201,14 @@ def eval_done(out: Path, rows: int) -> bool:
 def run_unit(unit: Unit, settings: Settings, study: Study, work_root: Path, results_root: Path,
              runner: Runner) -> Path:
     """Run (or resume) every phase of a unit; returns its results folder. A phase already done is skipped."""
+    from filelock import FileLock
+
     from layalign.evaluation import rescore
 
     work, final = work_root / unit.name, results_root / unit.name
     if (final / MARKER).is_file():
         return final
     work.mkdir(parents=True, exist_ok=True)
-    rel = study.relative(work)
     phases = _read_json(work / PHASES_FILE, {})
     commands: list[dict] = []
 
@@ -220,8 +235,15 @@ def run_unit(unit: Unit, settings: Settings, study: Study, work_root: Path, resu
     for stage in unit.system.stages:
         recipe = check_recipe(unit.system, stage, study.recipes)
         argv = ["train", "--config", study.relative(recipe), "--resume",
-                *stage_overrides(unit, stage, settings, rel, study, results_root)]
-        phase(f"train-{stage.name}", argv, (work / stage.name / "final").is_dir(), stage_dir=work / stage.name)
+                *stage_overrides(unit, stage, settings, study.relative(work_root), study, results_root)]
+        folder = stage_folder(unit, stage, work_root)
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        # a shared stage: another lane may be training it; wait, then find it done
+        with FileLock(str(folder) + ".lock"):
+            done = (folder / "final").is_dir()
+            phase(f"train-{stage.name}", argv, done, stage_dir=folder)
+        if stage.name != "task" and phases[f"train-{stage.name}"]["seconds"] is None:
+            phases[f"train-{stage.name}"]["shared"] = study.relative(folder)
     model = model_dir(unit, work, settings, study)
     rows = expected_rows(unit, settings, study)
     scorings = unit_scorings(unit, study)
@@ -244,7 +266,7 @@ def run_unit(unit: Unit, settings: Settings, study: Study, work_root: Path, resu
         argv = eval_argv(unit, "choices", model, settings, study, study.relative(zero)) + ["--zero-gates"]
         phase("eval-choices-zero-gates", argv, eval_done(zero, rows), predictions=zero / "predictions.jsonl")
         phase("diagnostics", None, (work / DIAGNOSTICS).is_file(),
-              lambda: write_diagnostics(study.root / model, first_stage_init(unit, work),
+              lambda: write_diagnostics(study.root / model, first_stage_init(unit, work_root),
                                         work / "eval" / "choices-lenient", zero, work / DIAGNOSTICS))
         commands.append({"phase": "diagnostics", "command": "layalign.inspection.write_diagnostics(<model>, "
                          "<first stage>/fusion_init.json, <eval>/choices-lenient, <eval>/choices-zero-gates, "
@@ -267,12 +289,12 @@ def has_gates(unit: Unit, study: Study, model: Path) -> bool:
     return True
 
 
-def first_stage_init(unit: Unit, work: Path) -> Path | None:
+def first_stage_init(unit: Unit, work_root: Path) -> Path | None:
     """The fusion weights at initialisation: the fusion_init.json of the unit's first stage (later stages start from
     trained weights)."""
     from layalign.inspection import FUSION_INIT
 
-    path = work / unit.system.stages[0].name / FUSION_INIT
+    path = stage_folder(unit, unit.system.stages[0], work_root) / FUSION_INIT
     return path if path.is_file() else None
 
 
@@ -293,9 +315,10 @@ def collect(unit: Unit, settings: Settings, study: Study, work: Path, final: Pat
     for stage in unit.system.stages:
         dest = final / "train" / stage.name
         dest.mkdir(parents=True)
+        folder = stage_folder(unit, stage, work.parent)
         for name in ("train_log.jsonl", "train_config.yaml", "stage_result.json"):
-            if (work / stage.name / name).is_file():
-                shutil.copy2(work / stage.name / name, dest / name)
+            if (folder / name).is_file():
+                shutil.copy2(folder / name, dest / name)
     for scoring in unit_scorings(unit, study):
         dest = final / "eval" / scoring
         dest.mkdir(parents=True)

@@ -256,14 +256,14 @@ def _system(raw: Any, index: int, where: str, sweep: LRSweep | None) -> System:
 
 
 def plan(study: Study, seeds: dict[str, int] | None = None) -> list[Unit]:
-    """Every unit of `study`: the learning-rate sweep first (when the study sweeps), then seed-major (one seed of
-    every system before the next seed, so that a partial run already compares every system), the untrained systems
-    last. `seeds` overrides a system's number of seeds."""
+    """Every unit of `study`: the learning-rate sweep first (when the study sweeps; rate-major), then seed-major (one
+    seed of every system before the next seed, so that a partial run already compares every system), the untrained
+    systems last. `seeds` overrides a system's number of seeds."""
     counts = {name: (seeds or {}).get(name, s.seeds) for name, s in study.systems.items()}
     units = []
-    if study.lr_sweep:
-        units += [Unit(study.systems[name], study.lr_sweep.seed, value) for name in study.order
-                  for value in study.lr_sweep.values]
+    if study.lr_sweep:  # rate-major: lanes start on different systems, which share no first stage
+        units += [Unit(study.systems[name], study.lr_sweep.seed, value) for value in study.lr_sweep.values
+                  for name in study.order]
     for seed in range(max((counts[n] for n in study.order), default=0)):
         units += [Unit(study.systems[name], seed) for name in study.order if seed < counts[name]]
     return units + [Unit(s, None) for s in study.systems.values() if not s.seeded]
