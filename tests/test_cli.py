@@ -43,3 +43,35 @@ def test_a_missing_optional_dependency_is_one_line(monkeypatch, capsys):
     assert main(["inspect", "somewhere"]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and 'pip install "layalign[lora]"' in err and "Traceback" not in err
+
+
+def test_generate_classifies_a_sib200_sentence_by_its_labels(tmp_path, capsys):
+    """`generate --task sib200` prints the most likely of the seven topics (choice scoring, as `evaluate --scoring
+    choices` picks it) and takes SIB-200's Flores-200 codes as --lang; `--scoring generate` gives free text."""
+    import torch
+
+    from layalign.data.sib200 import SIB200_LABELS
+    from layalign.systems import classify, load_system
+    from training_helpers import save_tiny_pair
+
+    pair = save_tiny_pair(tmp_path)
+    model = f"{pair['encoder']},{pair['llm']}"
+    text = "Wasu masana kimiyya sun gano sabuwar hanya."
+    torch.manual_seed(0)  # an untrained pair's adapters start random: the same seed, the same model
+    assert main(["generate", "--model", model, "--task", "sib200", "--lang", "hau_Latn", text, "--device", "cpu"]) == 0
+    name, _, label = capsys.readouterr().out.strip().partition(" [hau_Latn]: ")
+    torch.manual_seed(0)
+    system = load_system(model, device="cpu")
+    best, scores = classify(system, text, "sib200", lang="hau_Latn")
+    assert label == best and label in SIB200_LABELS and set(scores) == set(SIB200_LABELS)
+    assert best == max(scores, key=scores.get) and all(score < 0 for score in scores.values())
+
+    assert main(["generate", "--model", model, "--task", "sib200", "--scoring", "generate", "--max-new-tokens", "3",
+                 text, "--device", "cpu"]) == 0
+    assert capsys.readouterr().out.startswith(name + ": ")
+    for argv, message in [(["--task", "sib200", "--lang", "hau_Latx"], "unknown Flores-200 language 'hau_Latx'"),
+                          (["--task", "xnli"], "the xnli prompt takes 2 fields"),
+                          (["--task", "math", "--scoring", "choices"], "--scoring choices needs a task with labels")]:
+        assert main(["generate", "--model", model, *argv, text, "--device", "cpu"]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and message in err, err

@@ -45,7 +45,10 @@ def build_parser() -> argparse.ArgumentParser:
                      help="a trained LayAlign directory, or ENCODER,LLM (references) for an untrained pair")
     gen.add_argument("--lang", default=None,
                      help="language code of the question (NLLB/M2M100 encoders read it as their source tag)")
-    gen.add_argument("--task", default="math", help="prompt template (math, xnli, xcsqa, none, ...)")
+    gen.add_argument("--task", default="math", help="prompt template (math, sib200, none, ...)")
+    gen.add_argument("--scoring", choices=["auto", "choices", "generate"], default="auto",
+                     help="choices: the most likely of the task's labels (sib200); generate: free text; auto "
+                          "(default): choices where the task has labels")
     gen.add_argument("--max-new-tokens", type=int, default=128)
     gen.add_argument("--device", default=None)
     _dtype_option(gen)
@@ -141,10 +144,20 @@ def _length_options(parser: argparse.ArgumentParser) -> None:
 def cli_generate(args: argparse.Namespace) -> int:
     """`layalign generate`: answer one question from the command line."""
     from layalign.evaluation.run import length_overrides
-    from layalign.systems import answer, load_system
+    from layalign.systems import answer, classify, load_system, single_input
+    from layalign.tasks import TASKS
 
+    labelled = args.task in TASKS and TASKS[args.task].choices is not None
+    if args.scoring == "choices" and not labelled:
+        with_labels = ", ".join(name for name, task in TASKS.items() if task.choices)
+        raise ValueError(f"--scoring choices needs a task with labels ({with_labels}); {args.task} is answered by "
+                         "generation")
+    single_input(args.question, args.task, args.lang)  # a bad text, task or language fails before any model loads
     system = load_system(args.model, device=args.device, dtype=args.dtype, **length_overrides(args))
-    text = answer(system, args.question, task=args.task, max_new_tokens=args.max_new_tokens, lang=args.lang)
+    if labelled and args.scoring != "generate":
+        text, _ = classify(system, args.question, args.task, lang=args.lang)
+    else:
+        text = answer(system, args.question, task=args.task, max_new_tokens=args.max_new_tokens, lang=args.lang)
     lang = f" [{args.lang}]" if args.lang else ""
     print(f"{system.name}{lang}: {text}")
     return 0

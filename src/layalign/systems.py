@@ -16,7 +16,7 @@ import torch
 
 from layalign.backbones.loading import pad_token_id
 from layalign.data.languages import normalize_lang
-from layalign.data.prompts import format_prompt
+from layalign.data.prompts import format_prompt, get_template, template_fields
 from layalign.model import fusion
 from layalign.model.choices import choice_logprobs
 from layalign.model.config import CONFIG_NAME, LayAlignConfig
@@ -215,11 +215,39 @@ def answer(system: LayAlignSystem | LLMOnlySystem, question: str, task: str = "m
            lang: str | None = None) -> str:
     """The system's answer to one question. The encoder reads the question (with `lang`'s source-language tag where
     the encoder has tags); the LLM prompt is the task's template around it (task "none": the question alone)."""
-    if not question.strip():
-        raise ValueError("the question is empty")
-    prompt = format_prompt(task, query=question)
-    langs = [normalize_lang(lang)] if lang else None
+    prompt, langs = single_input(question, task, lang)
     return system.generate([question], [prompt], max_new_tokens=max_new_tokens, langs=langs)[0]
+
+
+def classify(system: LayAlignSystem | LLMOnlySystem, text: str, task: str, lang: str | None = None
+             ) -> tuple[str, dict[str, float]]:
+    """The most likely of a classification task's labels for one text (choice scoring, as `layalign evaluate
+    --scoring choices` does), and every label's log-likelihood."""
+    from layalign.tasks import get_task
+
+    choices = get_task(task).choices
+    if choices is None:
+        raise ValueError(f"{task} has no fixed labels to choose from; it is answered by generation")
+    prompt, langs = single_input(text, task, lang)
+    scores = dict(zip(choices, system.score_choices([text], [prompt], list(choices), langs=langs)[0], strict=True))
+    return max(choices, key=scores.__getitem__), scores
+
+
+def single_input(text: str, task: str, lang: str | None) -> tuple[str, list[str] | None]:
+    """The prompt around one input (the task's template, whose one field the input fills) and its language, as a
+    source-language tag reads it: a Flores-200 code (SIB-200's, "hau_Latn") as given, else the ISO 639-1 code."""
+    from layalign.data.flores import FLORES_CODE, check_language
+
+    if not text.strip():
+        raise ValueError("the question is empty")
+    fields = template_fields(get_template(task))
+    if len(fields) > 1:
+        raise ValueError(f"the {task} prompt takes {len(fields)} fields ({', '.join(fields)}); one text on the "
+                         f"command line fills only a one-field prompt")
+    prompt = format_prompt(task, **{name: text for name in fields})
+    if not lang:
+        return prompt, None
+    return prompt, [check_language(lang) if FLORES_CODE.fullmatch(lang) else normalize_lang(lang)]
 
 
 def _system_name(config: LayAlignConfig, directory: str) -> str:
