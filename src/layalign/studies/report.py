@@ -35,6 +35,7 @@ from layalign.evaluation.statistics import (
     verdict,
 )
 from layalign.studies.budget import budget_section
+from layalign.studies.groups import groups_section
 from layalign.studies.runner import MARKER, SWEEP_FILE, finish_command, read_jsonl, study_argument
 from layalign.studies.sections import (
     by_system,
@@ -276,6 +277,7 @@ def accuracy_section(done: dict[str, dict], measure: tuple[str, str, str], figur
         series[label].append((min(avgs), stats.mean(avgs), max(avgs)))
     mean_extra = (extra[0], paper_means) if extra else None  # e.g. the paper protocol's MGSM average without Telugu
     lines += [markdown_table(langs, mean_rows, low, mean_extra), "", *summary, ""]
+    lines += groups_section(systems, study, measure, langs, figures, out_dir)
     chart = figures / f"accuracy-{scoring}-{protocol}.png"
     spread_chart(chart, langs, series, f"{texts.get('table_name', study.benchmark)}, {title}",
                  chance=texts.get("chance"))

@@ -24,7 +24,7 @@ DEFAULTS: dict[str, Any] = {
     "batch": {"choices": 8, "generate": 16}, "max_new_tokens": 5, "max_source_length": 160,
     "max_prompt_length": 160, "llm": None, "train_settings": [], "finish_lanes": 1, "lr_sweep": None,
     "dry": {"steps": 2, "stage1_steps": 2, "dev_size": 8, "rows": 2, "languages": ["en", "sw"]},
-    "title": None, "models": None, "texts": {}, "order": None,
+    "title": None, "models": None, "texts": {}, "order": None, "groups": None, "gain_over": None,
 }
 KNOWN = set(DEFAULTS) | {"name", "benchmark", "systems", "recipes", "work", "results", "report"}
 
@@ -203,6 +203,7 @@ def load_study(name_or_path: str | Path) -> Study:
     order = tuple(raw.get("order") or [name for name, s in systems.items() if s.seeded])
     if bad := [name for name in order if name not in systems or not systems[name].seeded]:
         raise StudyError(f"{where}: order names {bad}, which are not trained systems of the study")
+    _check_groups(settings, systems, where)
     name = str(raw.get("name") or path.stem)
 
     def folder(key: str, default: str) -> Path:
@@ -215,6 +216,23 @@ def load_study(name_or_path: str | Path) -> Study:
                  recipes=recipes.resolve(), work=folder("work", f"runs/studies/{name}"),
                  results=folder("results", f"runs/studies/{name}/units"),
                  report=folder("report", f"runs/studies/{name}/report.md"), settings=settings, lr_sweep=sweep)
+
+
+def _check_groups(settings: dict, systems: dict[str, System], where: str) -> None:
+    """The report's language groups (name -> list of languages, or "rest" once) and the system gains are over."""
+    groups = settings["groups"]
+    if groups is not None:
+        if not isinstance(groups, dict) or not all(
+                value == "rest" or isinstance(value, list) and all(isinstance(v, str) for v in value)
+                for value in groups.values()):
+            raise StudyError(f"{where}: groups maps each group's name to a list of languages, or to 'rest' (the "
+                             "study's languages no other group holds)")
+        if list(groups.values()).count("rest") > 1:
+            raise StudyError(f"{where}: groups has more than one 'rest'")
+    base = settings["gain_over"]
+    if base is not None and (base not in systems or not systems[base].seeded):
+        trained = ", ".join(n for n, s in systems.items() if s.seeded)
+        raise StudyError(f"{where}: gain_over {base!r} is not a trained system of the study ({trained})")
 
 
 def _under(root: Path, path: str) -> Path:
