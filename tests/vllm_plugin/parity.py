@@ -7,6 +7,13 @@ as a script, to write docs/results/vllm-parity.md for a trained directory:
         --out docs/results/vllm-parity.md
     .ci/venv-vllm/bin/python tests/vllm_plugin/parity.py layalign-xnli-e5-smollm2 --xnli ../shared/data/xnli/dev
 
+`--random LLM` first writes model_dir: the default encoder and the catalogue's LLM (a name such as
+qwen2.5-coder-0.5b-instruct, or a path) with randomised adapters and the gates spread over [-1, 1], as the tests do
+on small decoders: parity on a real decoder of another family without training one.
+
+    .ci/venv-vllm/bin/python tests/vllm_plugin/parity.py runs/parity-qwen2 --random qwen2.5-coder-0.5b-instruct \
+        --out docs/results/vllm-parity-qwen2.md
+
 `--xnli DIR` takes the requests from XNLI dev instead (the first 2 rows of 9 languages, source and prompt as
 `layalign evaluate` builds them): what a model trained on XNLI answers in earnest.
 
@@ -174,9 +181,21 @@ def _main(argv: list[str]) -> int:
     parser.add_argument("model_dir")
     parser.add_argument("--out", default=None, help="write a markdown report here")
     parser.add_argument("--xnli", default=None, metavar="DIR", help="requests from XNLI dev in DIR instead")
+    parser.add_argument("--random", default=None, metavar="LLM",
+                        help="write model_dir first: the default encoder + LLM, adapters randomised, gates in [-1, 1]")
     args = parser.parse_args(argv)
     cases = xnli_cases(args.xnli) if args.xnli else CASES
     torch.manual_seed(0)
+    if args.random:
+        from layalign import LayAlignConfig
+        from layalign.testing import randomize_adapters
+
+        randomised = LayAlignModel(LayAlignConfig(variant="layalign", llm=args.random)).eval()
+        randomize_adapters(randomised, scale=0.05, seed=0)
+        with torch.no_grad():  # well away from zero, both signs, as the tests set them
+            randomised.gates.copy_(torch.linspace(-1.0, 1.0, randomised.gates.numel()))
+        randomised.save_pretrained(args.model_dir)
+        del randomised
     model = LayAlignModel.from_pretrained(args.model_dir).eval()
     zero = None
     if model.gates is not None:  # does the fusion branch change anything? the reference with zero gates
@@ -202,11 +221,14 @@ def _main(argv: list[str]) -> int:
         "# vLLM vs LayAlignModel.generate: greedy parity",
         "",
         f"Command: `.ci/venv-vllm/bin/python tests/vllm_plugin/parity.py {args.model_dir}"
-        f"{' --xnli ' + args.xnli if args.xnli else ''}{' --out ' + args.out if args.out else ''}`",
+        f"{' --random ' + args.random if args.random else ''}{' --xnli ' + args.xnli if args.xnli else ''}"
+        f"{' --out ' + args.out if args.out else ''}`",
         f"Machine: {platform.machine()}, {os.cpu_count()} CPU cores, no GPU; vLLM {vllm.__version__} (CPU build), "
         f"torch {torch.__version__}; float32; {len(cases)} requests in one vLLM batch ({seconds:.1f} s), the "
         f"reference one example at a time; {MAX_NEW_TOKENS} new tokens at most.",
-        f"Model: `{args.model_dir}` (variant {model.config.variant}; {gates}).",
+        f"Model: `{args.model_dir}` (variant {model.config.variant}; {gates}"
+        f"{'; adapters randomised, not trained' if args.random else ''}; encoder {model.config.encoder}, LLM "
+        f"{model.config.llm}, {model.llm.config.model_type}).",
         "Requests: " + (f"XNLI dev from {args.xnli}, the first 2 rows of {len(cases) // 2} languages, source and "
                         "prompt as `layalign evaluate` builds them." if args.xnli else
                         "one short sentence in 9 languages, with 2 prompts each."),
