@@ -70,8 +70,24 @@ def test_generate_classifies_a_sib200_sentence_by_its_labels(tmp_path, capsys):
                  text, "--device", "cpu"]) == 0
     assert capsys.readouterr().out.startswith(name + ": ")
     for argv, message in [(["--task", "sib200", "--lang", "hau_Latx"], "unknown Flores-200 language 'hau_Latx'"),
-                          (["--task", "xnli"], "the xnli prompt takes 2 fields"),
+                          (["--task", "xnli"], "the xnli prompt also needs hypothesis: --field hypothesis=TEXT"),
+                          (["--task", "xnli", "--field", "hypothesis"], "--field takes NAME=TEXT"),
+                          (["--task", "xnli", "--field", "hypothesis=x", "--field", "mood=y"],
+                           "takes no field(s) mood"),
                           (["--task", "math", "--scoring", "choices"], "--scoring choices needs a task with labels")]:
         assert main(["generate", "--model", model, *argv, text, "--device", "cpu"]) == 2
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and message in err, err
+
+
+def test_one_input_is_built_as_the_evaluation_reader_builds_it():
+    """The command line's XNLI premise (+ --field hypothesis) and SIB-200 sentence become the source and prompt that
+    `layalign evaluate` gives the same row."""
+    from layalign.systems import single_input
+    from layalign.tasks import get_task
+
+    for task, lang, fields in [("xnli", "sw", lambda ex: {"hypothesis": ex.meta["hypothesis"]}),
+                               ("sib200", "hau_Latn", lambda ex: {})]:
+        example = get_task(task).read(get_task(task).data_path, langs=[lang], limit=1)[lang][0]
+        text = example.meta["premise"] if task == "xnli" else example.source
+        assert single_input(text, task, lang, fields(example)) == (example.source, example.prompt, [lang])

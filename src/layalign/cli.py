@@ -46,6 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--lang", default=None,
                      help="language code of the question (NLLB/M2M100 encoders read it as their source tag)")
     gen.add_argument("--task", default="math", help="prompt template (math, sib200, none, ...)")
+    gen.add_argument("--field", action="append", default=[], metavar="NAME=TEXT",
+                     help="another field of the task's prompt; the question fills its first (xnli: --field "
+                          "hypothesis=TEXT)")
     gen.add_argument("--scoring", choices=["auto", "choices", "generate"], default="auto",
                      help="choices: the most likely of the task's labels (sib200); generate: free text; auto "
                           "(default): choices where the task has labels")
@@ -152,12 +155,16 @@ def cli_generate(args: argparse.Namespace) -> int:
         with_labels = ", ".join(name for name, task in TASKS.items() if task.choices)
         raise ValueError(f"--scoring choices needs a task with labels ({with_labels}); {args.task} is answered by "
                          "generation")
-    single_input(args.question, args.task, args.lang)  # a bad text, task or language fails before any model loads
+    if bad := [f for f in args.field if "=" not in f]:
+        raise ValueError(f"--field takes NAME=TEXT, not {bad[0]!r}")
+    fields = dict(f.split("=", 1) for f in args.field)
+    single_input(args.question, args.task, args.lang, fields)  # bad input fails before any model loads
     system = load_system(args.model, device=args.device, dtype=args.dtype, **length_overrides(args))
     if labelled and args.scoring != "generate":
-        text, _ = classify(system, args.question, args.task, lang=args.lang)
+        text, _ = classify(system, args.question, args.task, lang=args.lang, fields=fields)
     else:
-        text = answer(system, args.question, task=args.task, max_new_tokens=args.max_new_tokens, lang=args.lang)
+        text = answer(system, args.question, task=args.task, max_new_tokens=args.max_new_tokens, lang=args.lang,
+                      fields=fields)
     lang = f" [{args.lang}]" if args.lang else ""
     print(f"{system.name}{lang}: {text}")
     return 0

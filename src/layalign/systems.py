@@ -212,15 +212,16 @@ def _with_lengths(model: LayAlignModel, name: str, overrides: dict[str, int]) ->
 
 
 def answer(system: LayAlignSystem | LLMOnlySystem, question: str, task: str = "math", max_new_tokens: int = 128,
-           lang: str | None = None) -> str:
+           lang: str | None = None, fields: dict[str, str] | None = None) -> str:
     """The system's answer to one question. The encoder reads the question (with `lang`'s source-language tag where
-    the encoder has tags); the LLM prompt is the task's template around it (task "none": the question alone)."""
-    prompt, langs = single_input(question, task, lang)
-    return system.generate([question], [prompt], max_new_tokens=max_new_tokens, langs=langs)[0]
+    the encoder has tags); the LLM prompt is the task's template around it (task "none": the question alone).
+    `fields` fill a template's other fields (XNLI's hypothesis), as for `single_input`."""
+    source, prompt, langs = single_input(question, task, lang, fields)
+    return system.generate([source], [prompt], max_new_tokens=max_new_tokens, langs=langs)[0]
 
 
-def classify(system: LayAlignSystem | LLMOnlySystem, text: str, task: str, lang: str | None = None
-             ) -> tuple[str, dict[str, float]]:
+def classify(system: LayAlignSystem | LLMOnlySystem, text: str, task: str, lang: str | None = None,
+             fields: dict[str, str] | None = None) -> tuple[str, dict[str, float]]:
     """The most likely of a classification task's labels for one text (choice scoring, as `layalign evaluate
     --scoring choices` does), and every label's log-likelihood."""
     from layalign.tasks import get_task
@@ -228,26 +229,34 @@ def classify(system: LayAlignSystem | LLMOnlySystem, text: str, task: str, lang:
     choices = get_task(task).choices
     if choices is None:
         raise ValueError(f"{task} has no fixed labels to choose from; it is answered by generation")
-    prompt, langs = single_input(text, task, lang)
-    scores = dict(zip(choices, system.score_choices([text], [prompt], list(choices), langs=langs)[0], strict=True))
+    source, prompt, langs = single_input(text, task, lang, fields)
+    scores = dict(zip(choices, system.score_choices([source], [prompt], list(choices), langs=langs)[0], strict=True))
     return max(choices, key=scores.__getitem__), scores
 
 
-def single_input(text: str, task: str, lang: str | None) -> tuple[str, list[str] | None]:
-    """The prompt around one input (the task's template, whose one field the input fills) and its language, as a
-    source-language tag reads it: a Flores-200 code (SIB-200's, "hau_Latn") as given, else the ISO 639-1 code."""
+def single_input(text: str, task: str, lang: str | None = None, fields: dict[str, str] | None = None
+                 ) -> tuple[str, str, list[str] | None]:
+    """(source, prompt, langs) of one input, as the task's evaluation reader builds them: `text` fills the template's
+    first field and `fields` the others; a one-field task's encoder reads the text itself (SIB-200, maths), a
+    several-field task's the whole filled prompt (XNLI, X-CSQA). The language as a source-language tag reads it: a
+    Flores-200 code (SIB-200's, "hau_Latn") as given, else the ISO 639-1 code."""
     from layalign.data.flores import FLORES_CODE, check_language
 
+    fields = dict(fields or {})
     if not text.strip():
         raise ValueError("the question is empty")
-    fields = template_fields(get_template(task))
-    if len(fields) > 1:
-        raise ValueError(f"the {task} prompt takes {len(fields)} fields ({', '.join(fields)}); one text on the "
-                         f"command line fills only a one-field prompt")
-    prompt = format_prompt(task, **{name: text for name in fields})
+    names = template_fields(get_template(task))
+    if names:
+        if names[0] in fields:
+            raise ValueError(f"the text on the command line is the {task} prompt's {names[0]!r}; give the others")
+        fields[names[0]] = text
+    if missing := [name for name in names if not str(fields.get(name, "")).strip()]:
+        raise ValueError(f"the {task} prompt also needs {', '.join(missing)}: --field {missing[0]}=TEXT")
+    prompt = format_prompt(task, **fields)  # an unknown field is an error there
+    source = text if len(names) <= 1 else prompt
     if not lang:
-        return prompt, None
-    return prompt, [check_language(lang) if FLORES_CODE.fullmatch(lang) else normalize_lang(lang)]
+        return source, prompt, None
+    return source, prompt, [check_language(lang) if FLORES_CODE.fullmatch(lang) else normalize_lang(lang)]
 
 
 def _system_name(config: LayAlignConfig, directory: str) -> str:
