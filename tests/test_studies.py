@@ -219,6 +219,9 @@ def test_a_users_study_runs_resumes_and_reports_with_relative_paths(tmp_path, mo
                for u in ("layalign-lr0.003", "layalign-lr0.001", "layalign-s0")]
     assert trained[0]["seconds"] is not None and "shared" not in trained[0]
     assert [t.get("shared") for t in trained[1:]] == ["work/stages/layalign-s0/translation"] * 2
+    stage_result = json.loads((tmp_path / "work" / "stages" / "layalign-s0" / "translation" /
+                               "stage_result.json").read_text())
+    assert [t["stage_elapsed_s"] for t in trained[1:]] == [stage_result["elapsed_s"]] * 2
     assert "init_from=work/stages/layalign-s0/translation" in record["commands"][1]["command"]
     assert (units / "layalign-lr0.001" / "train" / "translation" / "train_log.jsonl").read_text() == \
         (units / "layalign-s0" / "train" / "translation" / "train_log.jsonl").read_text()
@@ -259,6 +262,7 @@ def test_a_users_study_runs_resumes_and_reports_with_relative_paths(tmp_path, mo
     zero = diagnostics["zero_gates"]
     assert f"accuracy goes from {zero['accuracy_with_gates']:.1f} % to {zero['accuracy_zero_gates']:.1f} %" in text
     assert "the weights at initialisation: units/layalign-s0/diagnostics/fusion_init.json" in text
+    assert "| layalign-s0 | translation | 2 |" in text and "§ A stage trained once" in text
 
 
 def test_a_dry_run_takes_the_studys_tiny_sizes_into_its_own_folder(capsys):

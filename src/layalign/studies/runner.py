@@ -242,8 +242,10 @@ def run_unit(unit: Unit, settings: Settings, study: Study, work_root: Path, resu
         with FileLock(str(folder) + ".lock"):
             done = (folder / "final").is_dir()
             phase(f"train-{stage.name}", argv, done, stage_dir=folder)
-        if stage.name != "task" and phases[f"train-{stage.name}"]["seconds"] is None:
-            phases[f"train-{stage.name}"]["shared"] = study.relative(folder)
+        if stage.name != "task" and phases[f"train-{stage.name}"]["seconds"] is None:  # another unit trained it
+            phases[f"train-{stage.name}"] |= {
+                "shared": study.relative(folder),
+                "stage_elapsed_s": _read_json(folder / "stage_result.json", {}).get("elapsed_s")}
     model = model_dir(unit, work, settings, study)
     rows = expected_rows(unit, settings, study)
     scorings = unit_scorings(unit, study)

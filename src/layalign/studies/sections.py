@@ -12,7 +12,10 @@ from layalign.evaluation.report import AVG
 from layalign.studies.runner import DIAGNOSTICS, read_jsonl, relative_command
 from layalign.studies.spec import Study, relative_path
 
-RESUMED, PARTIAL = "†", "‡"
+RESUMED, PARTIAL, SHARED = "†", "‡", "§"
+SHARED_NOTE = ("A stage trained once for every unit of its system and seed (the sweep's units and the seed-0 unit "
+               "start their task stage from the same first stage): its training time (elapsed_s in its "
+               "stage_result.json), counted in the total of every unit that uses it.")
 
 
 def by_system(done: dict[str, dict], study: Study) -> dict[str, list[dict]]:
@@ -66,6 +69,8 @@ def training_section(done: dict[str, dict]) -> list[str]:
                          f"{fmt(seconds / 60 if seconds else None)}{mark} |")
     if any((p or {}).get("resumed") for r in done.values() for n, p in r["phases"].items() if n.startswith("train-")):
         lines += ["", f"{RESUMED}, {PARTIAL}: a resumed stage, as under the wall-time table below."]
+    if any((p or {}).get("shared") for r in done.values() for p in r["phases"].values()):
+        lines += ["", f"{SHARED} {SHARED_NOTE}"]
     return lines + [""]
 
 
@@ -91,6 +96,8 @@ def wall_time_section(done: dict[str, dict]) -> list[str]:
         lines.append(f"{RESUMED} A training stage resumed from a checkpoint: its training time summed over its runs "
                      "(elapsed_s in its stage_result.json; without model loading, and without the steps a killed run "
                      "did after its last checkpoint).")
+    if SHARED in marks:
+        lines.append(f"{SHARED} {SHARED_NOTE}")
     if PARTIAL in marks:
         lines.append(f"{PARTIAL} A phase resumed where an earlier run stopped, without a record of the earlier runs' "
                      "time (a training stage resumed from a checkpoint written before runs recorded it, or an "
@@ -101,6 +108,8 @@ def wall_time_section(done: dict[str, dict]) -> list[str]:
 
 def phase_seconds(phase: dict) -> tuple[float | None, str]:
     """A phase's wall time for the table, and its mark: a resumed phase counts all its runs where known."""
+    if phase.get("shared"):
+        return phase.get("stage_elapsed_s"), SHARED
     if not phase.get("resumed"):
         return phase.get("seconds"), ""
     if phase.get("stage_elapsed_s") is not None:
