@@ -190,6 +190,9 @@ def test_bad_configurations_and_inputs_get_clear_errors():
         tiny_model(llm_layers=[0, 7])
     with pytest.raises(ValueError, match="encoder_layers \\[3\\] out of range"):
         tiny_model(encoder_layers=[3])
+    assert tiny_model(encoder_layers=[-1]).config.encoder_layers == [2]  # from the end: the final state
+    with pytest.raises(ValueError, match="encoder_layers \\[-4\\] out of range"):
+        tiny_model(encoder_layers=[-4])
     with pytest.raises(ValueError, match="unknown variant"):
         LayAlignConfig(variant="layalign2")
     from transformers import GPT2Config, GPT2LMHeadModel

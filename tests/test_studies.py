@@ -313,3 +313,39 @@ def test_every_shipped_study_loads_and_its_recipes_parse_with_their_overrides(na
         for stage in system.stages:
             config = TrainConfig.from_yaml(check_recipe(system, stage, study.recipes))
             assert config.stage == stage.name and config.train_data, (name, system.name, stage.name)
+
+
+def test_an_ablation_trains_at_the_swept_rate_of_the_system_it_ablates(tmp_path):
+    """SIB-200's LayAlign ablations: no sweep units of their own, LayAlign's pick in their task stage, their one
+    change in their first stage (which they do not share with LayAlign's)."""
+    study = load_study("sib200")
+    names = [u.name for u in plan(study)]
+    assert not any(n.startswith("layalign-last-layer-lr") or n.startswith("layalign-no-soft-tokens-lr") for n in names)
+    assert {"layalign-last-layer-s2", "layalign-no-soft-tokens-s2"} <= set(names)
+    results = tmp_path / "units"
+    for value, accuracy in zip(study.lr_sweep.values, (40.0, 55.0, 50.0), strict=True):
+        folder = results / f"layalign-lr{value:g}"
+        (folder / "eval" / "choices").mkdir(parents=True)
+        (folder / "unit.json").write_text("{}")
+        scores = {"average": {"accuracy": accuracy}}
+        (folder / "eval" / "choices" / "results-lenient.json").write_text(json.dumps(scores))
+    settings = settings_for(study)
+    for name, change in [("layalign-last-layer-s1", "model.encoder_layers=[-1]"),
+                         ("layalign-no-soft-tokens-s1", "model.mapping=none")]:
+        unit = parse_unit(name, study)
+        first, task = (stage_overrides(unit, stage, settings, "w", study, results) for stage in unit.system.stages)
+        assert change in first and f"output_dir=w/stages/{unit.system.name}-s1/translation" in first
+        assert f"learning_rate={study.lr_sweep.values[1]:g}" in task
+        assert f"init_from=w/stages/{unit.system.name}-s1/translation" in task
+
+
+def test_an_ablation_must_name_a_system_that_sweeps(tmp_path):
+    raw = yaml.safe_load((ROOT / "configs" / "studies" / "sib200.yaml").read_text())
+    raw["systems"][-1]["learning_rate"] = {"as": "llm-prompted"}
+    (tmp_path / "s.yaml").write_text(yaml.safe_dump(raw))
+    with pytest.raises(StudyError, match="takes the swept rate of 'llm-prompted', which is not a trained system"):
+        load_study(tmp_path / "s.yaml")
+    raw["systems"][-1]["learning_rate"] = {"as": "layalign", "reason": "x"}
+    (tmp_path / "s.yaml").write_text(yaml.safe_dump(raw))
+    with pytest.raises(StudyError, match="sets learning_rate, but the study sweeps"):
+        load_study(tmp_path / "s.yaml")

@@ -50,8 +50,8 @@ class LayAlignConfig:
     mapping: the input mapping in front of the prompt: "mlp" (paper), "linear" (LangBridge) or "none".
     use_prompt: feed the LLM the task prompt after the mapped encoder states ("augmentation").
     fusion: layer-wise aligner + gated fusion attention in the LLM layers.
-    encoder_layers: encoder hidden-state indices the aligner mixes (0 = embedding output). Default: the authors'
-        choice, every state but the final one.
+    encoder_layers: encoder hidden-state indices the aligner mixes (0 = embedding output; -1 = the final state, as
+        Python counts from the end). Default: the authors' choice, every state but the final one.
     llm_layers: LLM decoder layers that receive the fusion branch. Default: all.
     aligner_structure: "linear" (layer mix -> ReLU -> projection) or "mlp" (an extra ReLU + linear).
     boundary_init: the boundary (end) vector after the mapped states at construction: "zeros" (MindMerger, LayAlign)

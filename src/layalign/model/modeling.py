@@ -397,7 +397,8 @@ def llm_output(llm: nn.Module, inputs: LLMInputs, labels: torch.Tensor | None, *
 
 
 def _resolve_layers(chosen, default, limit: int, name: str, what: str) -> list[int]:
-    layers = list(default) if chosen is None else list(chosen)
+    """The chosen indices (a negative one counts from the end, as in Python: -1 is the last), checked."""
+    layers = list(default) if chosen is None else [i + limit if -limit <= i < 0 else i for i in chosen]
     bad = [i for i in layers if not 0 <= i < limit]
     if bad:
         raise ValueError(f"{name} {bad} out of range: the model has {limit} {what} (0 .. {limit - 1})")

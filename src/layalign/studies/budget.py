@@ -35,6 +35,8 @@ def budget_section(systems: dict[str, list[dict]], study: Study, measure: tuple[
         policy = system.learning_rate
         if policy is None:
             how = "–"
+        elif policy.same_as:
+            how = f"{study.systems[policy.same_as].label}'s swept rate (an ablation: one change)"
         elif policy.swept:
             how = "swept on dev (below)"
         else:
@@ -172,6 +174,8 @@ def sweep_section(study: Study, results: Path, sweep_file: Path) -> list[str]:
              f"{study.scorings[0]}; the highest average accuracy wins (the smaller rate on a tie).", "",
              "| system | " + " | ".join(values) + " | pick |", "|---|" + "---:|" * len(values) + "---|"]
     for name in study.order:
+        if study.systems[name].learning_rate.same_as:
+            continue  # an ablation: its source's pick (the budget table says which)
         pick = picks.get(name)
         cells = [f"{pick['accuracy'][v]:.1f}" if pick and v in pick["accuracy"] else "–" for v in values]
         lines.append(f"| {study.systems[name].label} | " + " | ".join(cells) + f" | {pick['pick']:g} |" if pick else

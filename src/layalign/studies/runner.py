@@ -100,7 +100,8 @@ def stage_overrides(unit: Unit, stage: Stage, settings: Settings, work: str, stu
         if unit.sweep:
             out.append(f"learning_rate={unit.learning_rate:g}")
         elif unit.system.learning_rate and unit.system.learning_rate.swept:
-            out.append(f"learning_rate={sweep_pick(study, unit.system, results)[0]:g}")
+            source = study.systems.get(unit.system.learning_rate.same_as, unit.system)  # an ablation: its source's
+            out.append(f"learning_rate={sweep_pick(study, source, results)[0]:g}")
     elif settings.stage1_steps:
         out.append(f"max_steps={settings.stage1_steps}")
     if settings.dev_size is not None:

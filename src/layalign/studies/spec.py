@@ -47,6 +47,7 @@ class LearningRate:
     swept: bool
     reason: str = ""  # why it is fixed (a fixed rate needs one)
     tuned: bool = True  # False: the study says this rate was never tuned for this system
+    same_as: str = ""  # an ablation: trains with this system's swept rate, so that it changes one thing only
 
 
 @dataclass(frozen=True)
@@ -203,6 +204,13 @@ def load_study(name_or_path: str | Path) -> Study:
     order = tuple(raw.get("order") or [name for name, s in systems.items() if s.seeded])
     if bad := [name for name in order if name not in systems or not systems[name].seeded]:
         raise StudyError(f"{where}: order names {bad}, which are not trained systems of the study")
+    for system in systems.values():
+        target = systems.get(system.learning_rate.same_as) if system.learning_rate and \
+            system.learning_rate.same_as else None
+        if system.learning_rate and system.learning_rate.same_as and (
+                target is None or not target.seeded or target.learning_rate.same_as):
+            raise StudyError(f"{where}: {system.name} takes the swept rate of {system.learning_rate.same_as!r}, which "
+                             "is not a trained system that sweeps its own rate")
     _check_groups(settings, systems, where)
     name = str(raw.get("name") or path.stem)
 
@@ -265,10 +273,12 @@ def _system(raw: Any, index: int, where: str, sweep: LRSweep | None) -> System:
         if sweep is None and not (isinstance(policy, dict) and policy.get("reason")):
             raise StudyError(f"{where}: {name} trains, so the study either sweeps its learning rate (lr_sweep) or "
                              "fixes it with a reason (learning_rate: {reason: ...})")
-        if sweep is not None and policy:
-            raise StudyError(f"{where}: {name} sets learning_rate, but the study sweeps every system's (lr_sweep)")
+        same_as = str(policy.get("as", "")) if isinstance(policy, dict) else ""
+        if sweep is not None and policy and not (same_as and set(policy) == {"as"}):
+            raise StudyError(f"{where}: {name} sets learning_rate, but the study sweeps every system's (lr_sweep); "
+                             "an ablation may take another system's swept rate (learning_rate: {as: SYSTEM})")
         rate = LearningRate(swept=sweep is not None, reason=(policy or {}).get("reason", ""),
-                            tuned=bool((policy or {}).get("tuned", True)))
+                            tuned=bool((policy or {}).get("tuned", True)), same_as=same_as)
     return System(name=name, label=raw.get("label", name), stages=tuple(stages),
                   seeds=int(raw.get("seeds", 1 if stages else 0)), variant=raw.get("variant"), learning_rate=rate)
 
@@ -281,7 +291,7 @@ def plan(study: Study, seeds: dict[str, int] | None = None) -> list[Unit]:
     units = []
     if study.lr_sweep:  # rate-major: lanes start on different systems, which share no first stage
         units += [Unit(study.systems[name], study.lr_sweep.seed, value) for value in study.lr_sweep.values
-                  for name in study.order]
+                  for name in study.order if not study.systems[name].learning_rate.same_as]
     for seed in range(max((counts[n] for n in study.order), default=0)):
         units += [Unit(study.systems[name], seed) for name in study.order if seed < counts[name]]
     return units + [Unit(s, None) for s in study.systems.values() if not s.seeded]
