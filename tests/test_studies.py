@@ -349,3 +349,23 @@ def test_an_ablation_must_name_a_system_that_sweeps(tmp_path):
     (tmp_path / "s.yaml").write_text(yaml.safe_dump(raw))
     with pytest.raises(StudyError, match="sets learning_rate, but the study sweeps"):
         load_study(tmp_path / "s.yaml")
+
+
+def test_a_report_shows_the_sweep_as_far_as_it_ran(tmp_path):
+    """Before any seeded unit: each swept system's finished rates, and its pick only once all its rates are done."""
+    from layalign.studies.report import write_report
+
+    study = load_study("sib200")
+    results = tmp_path / "units"
+    for name, accuracy in [("layalign-lr0.0003", 40.0), ("layalign-lr0.001", 55.0), ("layalign-lr0.003", 55.0),
+                           ("mindmerger-lr0.001", 47.5)]:
+        (results / name / "eval" / "choices").mkdir(parents=True)
+        (results / name / "unit.json").write_text("{}")
+        (results / name / "eval" / "choices" / "results-lenient.json").write_text(
+            json.dumps({"average": {"accuracy": accuracy}}))
+    text = write_report(plan(study), study, results, tmp_path / "report.md")
+    assert "| LayAlign | 40.0 | 55.0 | 55.0 | 0.001 |" in text  # a tie: the smaller rate
+    assert "| MindMerger | – | 47.5 | – | not yet swept (1 of 3 rates done) |" in text
+    assert "| LLM + LoRA | – | – | – | not yet swept (0 of 3 rates done) |" in text
+    assert "LayAlign, encoder's last layer only |" not in text.split("## The learning-rate sweep")[1].split("##")[0]
+    assert "missing (27):" in text and "layalign-lr0.001," not in text.split("missing (27):")[1].split("\n")[0]

@@ -161,12 +161,14 @@ def count_trainable(model_json: str) -> int | None:
     return built.num_trainable_parameters()
 
 
-def sweep_section(study: Study, results: Path, sweep_file: Path) -> list[str]:
-    """The learning-rate sweep: each swept system's dev accuracy per rate, and the rate its seeded units use."""
+def sweep_section(study: Study, results: Path) -> list[str]:
+    """The learning-rate sweep: each swept system's dev accuracy per rate so far, and the rate its seeded units use
+    once all its rates are done (the runner's rule, read from the sweep units themselves)."""
+    from layalign.studies.runner import best_rate, sweep_scores
+
     sweep = study.lr_sweep
     if sweep is None:
         return []
-    picks = json.loads(sweep_file.read_text(encoding="utf-8")) if sweep_file.is_file() else {}
     values = [f"{v:g}" for v in sweep.values]
     lines = ["## The learning-rate sweep", "",
              f"Every trained system's task-stage rate, picked by the same sweep: {', '.join(values)}, seed "
@@ -176,8 +178,10 @@ def sweep_section(study: Study, results: Path, sweep_file: Path) -> list[str]:
     for name in study.order:
         if study.systems[name].learning_rate.same_as:
             continue  # an ablation: its source's pick (the budget table says which)
-        pick = picks.get(name)
-        cells = [f"{pick['accuracy'][v]:.1f}" if pick and v in pick["accuracy"] else "–" for v in values]
-        lines.append(f"| {study.systems[name].label} | " + " | ".join(cells) + f" | {pick['pick']:g} |" if pick else
-                     f"| {study.systems[name].label} | " + " | ".join(cells) + " | not yet swept |")
+        scores = sweep_scores(study, study.systems[name], results)
+        done = {rate: score for rate, score in scores.items() if score is not None}
+        pick = f"{best_rate(study, done):g}" if len(done) == len(values) else \
+            f"not yet swept ({len(done)} of {len(values)} rates done)"
+        lines.append(f"| {study.systems[name].label} | " + " | ".join(
+            f"{scores[v]:.1f}" if scores[v] is not None else "–" for v in values) + f" | {pick} |")
     return lines + [""]

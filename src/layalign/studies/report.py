@@ -36,7 +36,7 @@ from layalign.evaluation.statistics import (
 )
 from layalign.studies.budget import budget_section
 from layalign.studies.groups import groups_section
-from layalign.studies.runner import MARKER, SWEEP_FILE, finish_command, read_jsonl, study_argument
+from layalign.studies.runner import MARKER, finish_command, read_jsonl, study_argument
 from layalign.studies.sections import (
     by_system,
     commands_section,
@@ -350,7 +350,7 @@ def write_report(units: list[Unit], study: Study, results: Path, out: Path, resa
     if done:
         systems = by_system(done, study)
         lines += budget_section(systems, study, shown[0][:2], settings_for(study).record())
-        lines += sweep_section(study, results, results / SWEEP_FILE)
+    lines += sweep_section(study, results)  # the sweep's own units, finished before any seeded one
     lines += units_section(units, done, missing, study)
     if done:
         pairs = {m[:2]: paired_differences(systems, study, m[0], m[1], resamples) for m in shown}

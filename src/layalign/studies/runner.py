@@ -113,22 +113,33 @@ def stage_overrides(unit: Unit, stage: Stage, settings: Settings, work: str, stu
     return out + list(settings.train_settings)
 
 
-def sweep_pick(study: Study, system: System, results: Path) -> tuple[float, dict[str, float]]:
-    """The swept rate a system's seeded units train with: the one with the highest average accuracy of the study's
-    first scoring on the sweep's dev rows (the smaller rate on a tie), and every rate's score. Writes them to
-    lr_sweep.json in the results folder."""
-    scoring = study.scorings[0]
-    scores = {}
+def sweep_scores(study: Study, system: System, results: Path) -> dict[str, float | None]:
+    """Each swept rate's average accuracy of the study's first scoring on the sweep's dev rows, so far (None where
+    its sweep unit is not done)."""
+    scores: dict[str, float | None] = {}
     for value in study.lr_sweep.values:
-        unit = Unit(system, study.lr_sweep.seed, value)
-        path = results / unit.name / "eval" / scoring / "results-lenient.json"
-        if not (results / unit.name / MARKER).is_file():
-            raise ValueError(f"{system.name}'s learning rate is swept, but sweep unit {unit.name} is not done: run "
-                             f"the sweep units first")
-        scores[f"{value:g}"] = json.loads(path.read_text(encoding="utf-8"))["average"]["accuracy"]
-    best = min(study.lr_sweep.values, key=lambda v: (-scores[f"{v:g}"], v))
+        folder = results / Unit(system, study.lr_sweep.seed, value).name
+        path = folder / "eval" / study.scorings[0] / "results-lenient.json"
+        scores[f"{value:g}"] = json.loads(path.read_text(encoding="utf-8"))["average"]["accuracy"] \
+            if (folder / MARKER).is_file() else None
+    return scores
+
+
+def best_rate(study: Study, scores: dict[str, float]) -> float:
+    """The sweep's pick: the highest score, the smaller rate on a tie."""
+    return min(study.lr_sweep.values, key=lambda v: (-scores[f"{v:g}"], v))
+
+
+def sweep_pick(study: Study, system: System, results: Path) -> tuple[float, dict[str, float]]:
+    """The swept rate a system's seeded units train with (`best_rate` of its finished sweep), and every rate's
+    score. Writes them to lr_sweep.json in the results folder."""
+    scores = sweep_scores(study, system, results)
+    if missing := [rate for rate, score in scores.items() if score is None]:
+        raise ValueError(f"{system.name}'s learning rate is swept, but sweep unit {system.name}-lr{missing[0]} is not "
+                         "done: run the sweep units first")
+    best = best_rate(study, scores)
     record = _read_json(results / SWEEP_FILE, {})
-    record[system.name] = {"scoring": scoring, "accuracy": scores, "pick": best}
+    record[system.name] = {"scoring": study.scorings[0], "accuracy": scores, "pick": best}
     results.mkdir(parents=True, exist_ok=True)
     (results / SWEEP_FILE).write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
     return best, scores
