@@ -116,7 +116,9 @@ def test_the_cli_passes_explicit_lengths_to_every_system(tmp_path, monkeypatch, 
     calls = []
     stub = types.ModuleType("layalign.systems")
     stub.load_system = lambda model, **kwargs: calls.append(kwargs) or system
-    stub.answer = lambda system, question, task, max_new_tokens, lang: f"{lang}:{question}"
+    stub.answer = lambda system, question, task, max_new_tokens, lang, fields: f"{lang}:{question}"
+    stub.single_input = lambda text, task, lang=None, fields=None: (text, text, [lang])  # checked before loading
+    stub.classify = None  # mgsm has no labels: never called
     monkeypatch.setitem(sys.modules, "layalign.systems", stub)
     monkeypatch.setitem(TASKS, "mgsm", dataclasses.replace(
         TASKS["mgsm"], reader=lambda path, langs=None, limit=None: examples, data_path=str(tmp_path)))
