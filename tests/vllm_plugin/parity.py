@@ -166,6 +166,21 @@ def summary_table(results: list[CaseResult], tokenizer) -> str:
     return "\n".join(lines)
 
 
+def randomised(variant: str, directory, seed: int = 0, **config_fields):
+    """A LayAlignModel with randomised adapters and its gates spread over [-1, 1] (well away from zero, both signs,
+    so that the fusion branch changes the output), saved in `directory`."""
+    from layalign import LayAlignConfig, LayAlignModel
+    from layalign.testing import randomize_adapters
+
+    model = LayAlignModel(LayAlignConfig(variant=variant, **config_fields)).eval()
+    randomize_adapters(model, scale=0.05, seed=seed)
+    if model.gates is not None:
+        with torch.no_grad():
+            model.gates.copy_(torch.linspace(-1.0, 1.0, model.gates.numel()))
+    model.save_pretrained(directory)
+    return model
+
+
 def _main(argv: list[str]) -> int:
     import argparse
     import platform
@@ -186,17 +201,8 @@ def _main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     cases = xnli_cases(args.xnli) if args.xnli else CASES
     torch.manual_seed(0)
-    if args.random:
-        from layalign import LayAlignConfig
-        from layalign.testing import randomize_adapters
-
-        randomised = LayAlignModel(LayAlignConfig(variant="layalign", llm=args.random)).eval()
-        randomize_adapters(randomised, scale=0.05, seed=0)
-        with torch.no_grad():  # well away from zero, both signs, as the tests set them
-            randomised.gates.copy_(torch.linspace(-1.0, 1.0, randomised.gates.numel()))
-        randomised.save_pretrained(args.model_dir)
-        del randomised
-    model = LayAlignModel.from_pretrained(args.model_dir).eval()
+    model = randomised("layalign", args.model_dir, llm=args.random) if args.random else \
+        LayAlignModel.from_pretrained(args.model_dir).eval()
     zero = None
     if model.gates is not None:  # does the fusion branch change anything? the reference with zero gates
         saved = model.gates.detach().clone()

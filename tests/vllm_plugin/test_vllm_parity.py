@@ -11,23 +11,12 @@ import pytest
 pytest.importorskip("vllm")
 
 import torch  # noqa: E402
-from parity import CASES, close_llm, compare, make_llm, reference_greedy, vllm_greedy  # noqa: E402
+from parity import CASES, close_llm, compare, make_llm, randomised, reference_greedy, vllm_greedy  # noqa: E402
 
-from layalign import LayAlignConfig, LayAlignModel  # noqa: E402
+from layalign import LayAlignModel  # noqa: E402
 from layalign.integrations.vllm.export import export  # noqa: E402
-from layalign.testing import randomize_adapters  # noqa: E402
 
 pytestmark = [pytest.mark.real, pytest.mark.slow]
-
-
-def _randomised(variant: str, directory, seed: int = 0, **config_fields) -> LayAlignModel:
-    model = LayAlignModel(LayAlignConfig(variant=variant, **config_fields)).eval()
-    randomize_adapters(model, scale=0.05, seed=seed)
-    if model.gates is not None:  # well away from zero, both signs: the branch changes the output
-        with torch.no_grad():
-            model.gates.copy_(torch.linspace(-1.0, 1.0, model.gates.numel()))
-    model.save_pretrained(directory)
-    return model
 
 
 def _check(model: LayAlignModel, directory, cases, plain_cases=(), on_ready=None, also=None, renderer=True
@@ -62,7 +51,7 @@ def test_layalign_greedy_outputs_equal_generate_token_for_token(tmp_path, monkey
     original = LayAlignForConditionalGeneration.encode_source
     monkeypatch.setattr(LayAlignForConditionalGeneration, "encode_source",
                         lambda self, ids: encoded.append(ids.numel()) or original(self, ids))
-    model = _randomised("layalign", tmp_path)
+    model = randomised("layalign", tmp_path)
     # and the OpenAI-API path: a bare text is the source and (template "{query}") the LLM prompt
     plain = [(lang, source, source) for lang, source, _ in CASES[::4]]
     counted: list[int] = []
@@ -80,7 +69,7 @@ def test_layalign_greedy_outputs_equal_generate_token_for_token(tmp_path, monkey
 
 @pytest.mark.parametrize("variant", ["mindmerger", "langbridge"])
 def test_soft_token_variants_equal_generate(tmp_path, variant):
-    model = _randomised(variant, tmp_path, seed=1)
+    model = randomised(variant, tmp_path, seed=1)
     # LangBridge's encoder reads the (templated) instruction and its LLM gets no prompt: the source is all there is
     cases = [(lang, source, "" if variant == "langbridge" else prompt) for lang, source, prompt in CASES[::3]]
 
@@ -119,7 +108,7 @@ def test_qwen2_and_mistral_decoders_equal_generate(tmp_path, family):
     import json
 
     llm_dir = _tiny_llm_dir(tmp_path / "llm", family)
-    model = _randomised("layalign", tmp_path / "model", seed=4, llm=str(llm_dir))
+    model = randomised("layalign", tmp_path / "model", seed=4, llm=str(llm_dir))
     if family == "qwen2":  # the family's own layout: biases on q, k and v
         assert model.llm.model.layers[0].self_attn.k_proj.bias is not None
     results = _check(model, tmp_path / "model", CASES[::2])

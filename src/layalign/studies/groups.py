@@ -24,13 +24,11 @@ REST = "rest"
 
 def resolve_groups(study: Study, langs: list[str]) -> dict[str, list[str]]:
     """{group: its languages among `langs`, in `langs`' order}; "rest" takes what no other group holds."""
-    named = {name: members for name, members in (study.settings.get("groups") or {}).items() if members != REST}
-    taken = {lang for members in named.values() for lang in members}
+    groups = study.settings.get("groups") or {}
+    taken = {lang for members in groups.values() if members != REST for lang in members}
     out = {}
-    for name, members in (study.settings.get("groups") or {}).items():
-        chosen = [lang for lang in langs if lang not in taken] if members == REST else \
-            [lang for lang in langs if lang in members]
-        if chosen:
+    for name, members in groups.items():
+        if chosen := [lang for lang in langs if (lang not in taken if members == REST else lang in members)]:
             out[name] = chosen
     return out
 

@@ -205,12 +205,11 @@ def load_study(name_or_path: str | Path) -> Study:
     if bad := [name for name in order if name not in systems or not systems[name].seeded]:
         raise StudyError(f"{where}: order names {bad}, which are not trained systems of the study")
     for system in systems.values():
-        target = systems.get(system.learning_rate.same_as) if system.learning_rate and \
-            system.learning_rate.same_as else None
-        if system.learning_rate and system.learning_rate.same_as and (
-                target is None or not target.seeded or target.learning_rate.same_as):
-            raise StudyError(f"{where}: {system.name} takes the swept rate of {system.learning_rate.same_as!r}, which "
-                             "is not a trained system that sweeps its own rate")
+        source = system.learning_rate.same_as if system.learning_rate else ""
+        target = systems.get(source)
+        if source and (target is None or not target.seeded or target.learning_rate.same_as):
+            raise StudyError(f"{where}: {system.name} takes the swept rate of {source!r}, which is not a trained "
+                             "system that sweeps its own rate")
     _check_groups(settings, systems, where)
     name = str(raw.get("name") or path.stem)
 
