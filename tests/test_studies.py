@@ -358,14 +358,17 @@ def test_a_report_shows_the_sweep_as_far_as_it_ran(tmp_path):
     study = load_study("sib200")
     results = tmp_path / "units"
     for name, accuracy in [("layalign-lr0.0003", 40.0), ("layalign-lr0.001", 55.0), ("layalign-lr0.003", 55.0),
-                           ("mindmerger-lr0.001", 47.5)]:
+                           ("layalign-lr0.01", 50.0), ("mindmerger-lr0.001", 47.5), ("llm-lora-lr0.0003", 45.0),
+                           ("llm-lora-lr0.001", 44.0), ("llm-lora-lr0.003", 43.0), ("llm-lora-lr0.01", 10.0)]:
         (results / name / "eval" / "choices").mkdir(parents=True)
         (results / name / "unit.json").write_text("{}")
         (results / name / "eval" / "choices" / "results-lenient.json").write_text(
             json.dumps({"average": {"accuracy": accuracy}}))
     text = write_report(plan(study), study, results, tmp_path / "report.md")
-    assert "| LayAlign | 40.0 | 55.0 | 55.0 | 0.001 |" in text  # a tie: the smaller rate
-    assert "| MindMerger | – | 47.5 | – | not yet swept (1 of 3 rates done) |" in text
-    assert "| LLM + LoRA | – | – | – | not yet swept (0 of 3 rates done) |" in text
+    assert "| LayAlign | 40.0 | 55.0 | 55.0 | 50.0 | 0.001 |" in text  # a tie: the smaller rate
+    assert "| MindMerger | – | 47.5 | – | – | not yet swept (1 of 4 rates done) |" in text
+    assert "| LangBridge | – | – | – | – | not yet swept (0 of 4 rates done) |" in text
+    assert "At the grid's edge: LLM + LoRA (0.0003, the grid's smallest); no rate beyond it was tried." in text
+    assert "LayAlign's best rate then was the grid's largest" in text  # the study's note on how the grid came to be
     assert "LayAlign, encoder's last layer only |" not in text.split("## The learning-rate sweep")[1].split("##")[0]
-    assert "missing (27):" in text and "layalign-lr0.001," not in text.split("missing (27):")[1].split("\n")[0]
+    assert "missing (26):" in text and "layalign-lr0.001," not in text.split("missing (26):")[1].split("\n")[0]

@@ -173,8 +173,10 @@ def sweep_section(study: Study, results: Path) -> list[str]:
     lines = ["## The learning-rate sweep", "",
              f"Every trained system's task-stage rate, picked by the same sweep: {', '.join(values)}, seed "
              f"{sweep.seed}, {sweep.steps} task steps, the first {sweep.rows} eval rows per language, scored by "
-             f"{study.scorings[0]}; the highest average accuracy wins (the smaller rate on a tie).", "",
+             f"{study.scorings[0]}; the highest average accuracy wins (the smaller rate on a tie)."
+             + (f" {sweep.note}" if sweep.note else ""), "",
              "| system | " + " | ".join(values) + " | pick |", "|---|" + "---:|" * len(values) + "---|"]
+    edges = []
     for name in study.order:
         if study.systems[name].learning_rate.same_as:
             continue  # an ablation: its source's pick (the budget table says which)
@@ -184,4 +186,9 @@ def sweep_section(study: Study, results: Path) -> list[str]:
             f"not yet swept ({len(done)} of {len(values)} rates done)"
         lines.append(f"| {study.systems[name].label} | " + " | ".join(
             f"{scores[v]:.1f}" if scores[v] is not None else "–" for v in values) + f" | {pick} |")
+        if len(done) == len(values) and pick in (values[0], values[-1]):
+            side = "smallest" if pick == values[0] else "largest"
+            edges.append(f"{study.systems[name].label} ({pick}, the grid's {side})")
+    if edges:  # the best rate may lie beyond the grid
+        lines += ["", f"At the grid's edge: {', '.join(edges)}; no rate beyond it was tried."]
     return lines + [""]

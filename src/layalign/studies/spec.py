@@ -73,6 +73,7 @@ class LRSweep:
     steps: int
     seed: int = 0
     rows: int = 50
+    note: str = ""  # how the grid came to be, when it changed after units ran (the report prints it)
 
 
 @dataclass(frozen=True)
@@ -251,9 +252,9 @@ def _sweep(raw: Any, where: str) -> LRSweep | None:
         return None
     try:
         return LRSweep(values=tuple(float(v) for v in raw["values"]), steps=int(raw["steps"]),
-                       seed=int(raw.get("seed", 0)), rows=int(raw.get("rows", 50)))
+                       seed=int(raw.get("seed", 0)), rows=int(raw.get("rows", 50)), note=str(raw.get("note", "")))
     except (KeyError, TypeError, ValueError) as err:
-        raise StudyError(f"{where}: lr_sweep needs values (a list of rates) and steps, optionally seed and rows "
+        raise StudyError(f"{where}: lr_sweep needs values (a list of rates) and steps, optionally seed, rows and note "
                          f"({err})") from None
 
 
