@@ -323,7 +323,7 @@ def test_an_ablation_trains_at_the_swept_rate_of_the_system_it_ablates(tmp_path)
     assert not any(n.startswith("layalign-last-layer-lr") or n.startswith("layalign-no-soft-tokens-lr") for n in names)
     assert {"layalign-last-layer-s2", "layalign-no-soft-tokens-s2"} <= set(names)
     results = tmp_path / "units"
-    for value, accuracy in zip(study.lr_sweep.values, (40.0, 55.0, 50.0), strict=True):
+    for value, accuracy in zip(study.lr_sweep.values, (40.0, 55.0, 50.0, 45.0), strict=True):
         folder = results / f"layalign-lr{value:g}"
         (folder / "eval" / "choices").mkdir(parents=True)
         (folder / "unit.json").write_text("{}")
