@@ -1,14 +1,16 @@
-"""Ship the best trained LayAlign of the comparison inside the package (src/layalign/pretrained/NAME/).
+"""Ship the best trained LayAlign of a study inside the package (src/layalign/pretrained/NAME/).
 
-    python scripts/ship_model.py                       # the best finished layalign-sN unit (XNLI dev, choices)
-    python scripts/ship_model.py --unit layalign-s1    # a given unit
+    python scripts/ship_model.py                          # XNLI: the best finished layalign-sN unit (dev, choices)
+    python scripts/ship_model.py --unit layalign-s1       # a given unit
+    python scripts/ship_model.py --study sib200           # SIB-200: layalign-sib200-e5-smollm2
 
 The folder gets the unit's adapters and config (a few MB; the frozen encoder and LLM stay in the catalogue), a card
-(card.json and README.md: the unit's recipes, commands, seed, steps, wall times, machine and XNLI dev scores under
-both scorings and both protocols) and regression.json: the model's choice log-likelihoods on the fixed regression
-subset of XNLI dev, recomputed now in float32, which tests/test_pretrained.py compares against.
+(card.json and README.md: the unit's recipes, commands, seed, steps, wall times, machine and dev scores under every
+scoring and protocol the unit ran) and regression.json: the model's choice log-likelihoods on the benchmark's fixed
+regression subset of dev (`layalign.evaluation.regression`), recomputed now in float32, which
+tests/test_pretrained.py compares against.
 
-The adapters come from the unit's work folder (runs/comparison/UNIT/, git-ignored): ship on the machine that ran it.
+The adapters come from the unit's work folder (the study's `work`, git-ignored): ship on the machine that ran it.
 """
 
 from __future__ import annotations
@@ -22,39 +24,43 @@ from pathlib import Path
 from layalign.files import relative_to_root
 
 ROOT = Path(__file__).resolve().parents[1]
-UNITS = ROOT / "docs" / "results" / "comparison" / "units"
-DEFAULT_NAME = "layalign-xnli-e5-smollm2"
 SCORINGS = ("choices", "generate")
 PROTOCOLS = ("lenient", "paper")
+SEED_UNITS = "layalign-s[0-9]*/unit.json"  # LayAlign's seeded units (not its sweep units or ablations)
 
 
 def dev_scores(unit_dir: Path) -> dict:
-    """{scoring: {protocol: {"average": .., "per_language": {lang: accuracy}, "n": rows}}} from a finished unit."""
+    """{scoring: {protocol: {"average": .., "per_language": {lang: accuracy}, "n": rows}}} from a finished unit, for
+    every scoring it ran."""
     scores: dict = {}
     for scoring in SCORINGS:
         for protocol in PROTOCOLS:
-            results = json.loads((unit_dir / "eval" / scoring / f"results-{protocol}.json").read_text("utf-8"))
+            path = unit_dir / "eval" / scoring / f"results-{protocol}.json"
+            if scoring != "choices" and not path.is_file():
+                continue  # a study that scores by choices only
+            results = json.loads(path.read_text("utf-8"))
             scores.setdefault(scoring, {})[protocol] = {
                 "average": round(results["average"]["accuracy"], 2), "n": results["n"],
                 "per_language": {lang: round(s["accuracy"], 2) for lang, s in results["per_language"].items()}}
     return scores
 
 
-def seed_scores(units: Path) -> dict[str, float]:
-    """{unit: XNLI dev accuracy by choice scoring (lenient)} of every finished LayAlign unit, in seed order."""
-    finished = sorted((p.parent for p in units.glob("layalign-s*/unit.json")),
+def seed_scores(units: Path, study: str = "xnli") -> dict[str, float]:
+    """{unit: dev accuracy by choice scoring (lenient)} of every finished LayAlign unit, in seed order."""
+    finished = sorted((p.parent for p in units.glob(SEED_UNITS)),
                       key=lambda d: int(d.name.split("-s")[-1]))
     if not finished:
-        raise SystemExit(f"no finished layalign unit in {units}; run `layalign study run xnli --units layalign-s0`")
+        raise SystemExit(f"no finished layalign unit in {units}; run `layalign study run {study} --units layalign-s0`")
     return {d.name: dev_scores(d)["choices"]["lenient"]["average"] for d in finished}
 
 
 def best_unit(scores: dict[str, float]) -> str:
-    """The unit of `seed_scores` with the highest XNLI dev accuracy by choice scoring (lenient); ties: lower seed."""
+    """The unit of `seed_scores` with the highest dev accuracy by choice scoring (lenient); ties: lower seed."""
     return max(scores, key=scores.get)  # max keeps the first of equals: the lower seed
 
 
-def build_card(name: str, unit_dir: Path, record: dict, scores: dict, seeds: dict[str, float]) -> dict:
+def build_card(name: str, unit_dir: Path, record: dict, scores: dict, seeds: dict[str, float],
+               benchmark: str = "xnli", study: str = "xnli", title: str = "XNLI") -> dict:
     train = {}
     stages = [p.removeprefix("train-") for p in record["phases"] if p.startswith("train-")]  # in training order
     for stage_dir in (unit_dir / "train" / stage for stage in stages):
@@ -68,33 +74,36 @@ def build_card(name: str, unit_dir: Path, record: dict, scores: dict, seeds: dic
     # a card ships in the wheel: its paths are the repository's (runs/..., ../shared/data), never this checkout's
     return relative_to_root({
         "name": name,
-        "summary": (f"LayAlign on multilingual-e5-small + SmolLM2-135M-Instruct, trained on XNLI "
-                    f"({train.get('task', {}).get('steps')} task steps, seed {record['seed']}); XNLI dev "
+        "summary": (f"LayAlign on multilingual-e5-small + SmolLM2-135M-Instruct, trained on {title} "
+                    f"({train.get('task', {}).get('steps')} task steps, seed {record['seed']}); {title} dev "
                     f"{choices:.1f} % by choice scoring, {len(scores['choices']['lenient']['per_language'])} "
                     "languages"),
-        "source_unit": record["unit"], "seed": record["seed"], "system": record["label"],
+        "study": study, "source_unit": record["unit"], "seed": record["seed"], "system": record["label"],
         "train": train, "commands": record["commands"],
         "phases": record["phases"],
-        "settings": record["settings"], "machine": record["machine"], "xnli_dev": scores,
+        "settings": record["settings"], "machine": record["machine"], "benchmark": benchmark, "dev": scores,
         # chosen on the same dev rows it is scored on: its score is the best of the seeds, not what a seed gets
-        "selected_from": {"by": "XNLI dev accuracy, choice scoring", "seeds": seeds},
+        "selected_from": {"by": f"{title} dev accuracy, choice scoring", "seeds": seeds},
     }, ROOT)
 
 
-def card_markdown(card: dict, regression: dict) -> str:
-    langs = list(card["xnli_dev"]["choices"]["lenient"]["per_language"])
+def card_markdown(card: dict, regression: dict, title: str = "XNLI") -> str:
+    benchmark, study = card.get("benchmark", "xnli"), card.get("study", "xnli")
+    langs = list(card["dev"]["choices"]["lenient"]["per_language"])
     lines = [f"# {card['name']}", "", card["summary"] + ".", "",
-             f"Trained by `layalign study run xnli` (unit `{card['source_unit']}`) and shipped by "
+             f"Trained by `layalign study run {study}` (unit `{card['source_unit']}`) and shipped by "
              "`scripts/ship_model.py`. Load it by name: `layalign generate \"...\" --model "
-             f"{card['name']} --task xnli`, `load_system(\"{card['name']}\")`.", "",
-             *selection_note(card), "## XNLI dev accuracy (%)", "",
-             "| scoring | protocol | " + " | ".join(langs) + " | avg |",
-             "|---|---|" + "---|" * (len(langs) + 1)]
-    for scoring, by_protocol in card["xnli_dev"].items():
-        for protocol, s in by_protocol.items():
-            lines.append(f"| {scoring} | {protocol} | " + " | ".join(f"{s['per_language'][lang]:.1f}" for lang in langs)
-                         + f" | {s['average']:.1f} |")
-    n = card["xnli_dev"]["choices"]["lenient"]["n"]
+             f"{card['name']} --task {benchmark}`, `load_system(\"{card['name']}\")`.", "",
+             *selection_note(card, title), *sweep_note(card), f"## {title} dev accuracy (%)", ""]
+    # one row per language (a study may score dozens), one column per scoring and protocol
+    columns = [(scoring, protocol) for scoring, by_protocol in card["dev"].items() for protocol in by_protocol]
+    lines += ["| language | " + " | ".join(f"{scoring}, {protocol}" for scoring, protocol in columns) + " |",
+              "|---|" + "---:|" * len(columns)]
+    for lang in langs:
+        lines.append(f"| {lang} | " + " | ".join(f"{card['dev'][s][p]['per_language'][lang]:.1f}" for s, p in columns)
+                     + " |")
+    lines.append("| **average** | " + " | ".join(f"**{card['dev'][s][p]['average']:.1f}**" for s, p in columns) + " |")
+    n = card["dev"]["choices"]["lenient"]["n"]
     lines += ["", f"{n} rows ({n // len(langs)} per language), evaluation settings in card.json (`settings`).", "",
               "## Training", ""]
     for stage, info in card["train"].items():
@@ -102,58 +111,78 @@ def card_markdown(card: dict, regression: dict) -> str:
     lines += ["", "Commands (from the unit's record):", "", "```bash"]
     lines += [c["command"] for c in card["commands"] if c["command"].startswith("layalign ")]
     lines += ["```", "", "## Regression subset", "",
-              f"XNLI dev, the first {regression['rows_per_language']} rows of {', '.join(regression['langs'])}, "
+              f"{title} dev, the first {regression['rows_per_language']} rows of {', '.join(regression['langs'])}, "
               f"choice scoring in {regression['dtype']}: " + ", ".join(f"{k} {v:.1f}" for k, v in
                                                                     regression["accuracy"].items())
               + f" (average {regression['average']:.1f}). tests/test_pretrained.py recomputes every row.", ""]
     return "\n".join(lines)
 
 
-def selection_note(card: dict) -> list[str]:
+def sweep_note(card: dict) -> list[str]:
+    """What a model shipped from a learning-rate sweep unit is: its task stage ran the sweep's steps, and it was
+    scored on the sweep's rows only."""
+    if "-lr" not in card["source_unit"]:
+        return []
+    return [f"Shipped from the learning-rate sweep unit {card['source_unit']}: its task stage ran the sweep's "
+            f"{card['train'].get('task', {}).get('steps')} steps and it was scored on the sweep's rows (below); it "
+            "is not one of the study's seeded units.", ""]
+
+
+def selection_note(card: dict, title: str = "XNLI") -> list[str]:
     seeds = (card.get("selected_from") or {}).get("seeds") or {}
     if len(seeds) < 2:
         return []
     mean = sum(seeds.values()) / len(seeds)
-    return [f"Chosen as the best of {len(seeds)} seeds by XNLI dev accuracy (choice scoring: "
+    return [f"Chosen as the best of {len(seeds)} seeds by {title} dev accuracy (choice scoring: "
             + ", ".join(f"{unit} {acc:.1f}" for unit, acc in seeds.items())
             + f"; mean {mean:.1f}), on the rows it is scored on below: its scores are the best seed's, so expect a "
-            "retrained model to land nearer the mean (docs/results/reproduction.md).", ""]
+            f"retrained model to land nearer the mean (the study's report: `layalign study report "
+            f"{card.get('study', 'xnli')}`).", ""]
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--unit", default=None, help="a finished unit, e.g. layalign-s0 (default: the best)")
-    parser.add_argument("--units", type=Path, default=UNITS, help="the committed unit folders")
-    parser.add_argument("--name", default=DEFAULT_NAME)
-    parser.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "xnli" / "dev"),
-                        help="XNLI dev, for the regression subset")
+    parser.add_argument("--study", default="xnli", help="the study whose units to ship from (default: xnli)")
+    parser.add_argument("--unit", default=None, help="a finished unit, e.g. layalign-s0 (default: the best seed)")
+    parser.add_argument("--units", type=Path, default=None, help="the committed unit folders (default: the study's)")
+    parser.add_argument("--name", default=None, help="default: layalign-BENCHMARK-e5-smollm2")
+    parser.add_argument("--data", default=None, help="the benchmark's dev data, for the regression subset "
+                                                     "(default: the study's eval data)")
     args = parser.parse_args(argv)
 
     from layalign.evaluation.regression import regression_rows
     from layalign.files import replace_directory
     from layalign.model.config import ADAPTER_NAME, CONFIG_NAME
     from layalign.pretrained import CARD, REGRESSION, SHIPPED_DIR
+    from layalign.studies.spec import load_study
     from layalign.systems import load_system
 
-    seeds = seed_scores(args.units)
-    unit_dir = args.units / (args.unit or best_unit(seeds))
+    study = load_study(args.study)
+    units = args.units or study.root / study.results
+    title = study.settings["texts"].get("short", study.benchmark)
+    name = args.name or f"layalign-{study.benchmark}-e5-smollm2"
+    data = args.data or str(study.root / study.settings["data"] / study.eval_data)
+    # a unit named by hand (a sweep unit, say) may ship before any seeded unit has finished
+    seeds = seed_scores(units, study.name) if args.unit is None or any(units.glob(SEED_UNITS)) else {}
+    unit_dir = units / (args.unit or best_unit(seeds))
     record = json.loads((unit_dir / "unit.json").read_text("utf-8"))
     model_dir = ROOT / record["model_dir"]  # recorded relative to the repository root (an absolute one stays)
     if not (model_dir / ADAPTER_NAME).is_file():
         raise SystemExit(f"{model_dir} (the unit's model) is not here: ship on the machine that ran {unit_dir.name}")
-    card = build_card(args.name, unit_dir, record, dev_scores(unit_dir), seeds)
+    card = build_card(name, unit_dir, record, dev_scores(unit_dir), seeds, study.benchmark, study.name, title)
 
     def build(folder: Path) -> None:
         for file in (ADAPTER_NAME, CONFIG_NAME):
             shutil.copyfile(model_dir / file, folder / file)  # not the 0600 mode: an installed file is read by all
-        regression = regression_rows(load_system(str(folder), device="cpu", dtype="float32"), args.data)
+        regression = regression_rows(load_system(str(folder), device="cpu", dtype="float32"), data,
+                                     benchmark=study.benchmark)
         (folder / CARD).write_text(json.dumps(card, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
         (folder / REGRESSION).write_text(json.dumps(regression, indent=1, ensure_ascii=False) + "\n",
                                          encoding="utf-8")
-        (folder / "README.md").write_text(card_markdown(card, regression), encoding="utf-8")
+        (folder / "README.md").write_text(card_markdown(card, regression, title), encoding="utf-8")
 
-    target = replace_directory(SHIPPED_DIR / args.name, build)
-    print(f"shipped {unit_dir.name} as {args.name}: {target}")
+    target = replace_directory(SHIPPED_DIR / name, build)
+    print(f"shipped {unit_dir.name} as {name}: {target}")
     return 0
 
 
