@@ -169,6 +169,7 @@ def write_user_study(root: Path) -> Path:
              "recipes": "recipes", "work": "work", "results": "units", "report": "report.md", "rows": 2,
              "languages": ["en", "sw"], "scorings": ["choices"], "steps": 2, "stage1_steps": 2, "dev_size": 8,
              "llm": pair["llm"], "lr_sweep": {"values": [3e-3, 1e-3], "steps": 1, "rows": 1},
+             "all_languages": "layalign",
              "systems": [{"name": "llm-prompted", "label": "LLM only"},
                          {"name": "layalign", "label": "LayAlign", "seeds": 1,
                           "stages": [{"name": "translation", "recipe": "translation.yaml",
@@ -189,9 +190,20 @@ def test_a_users_study_runs_resumes_and_reports_with_relative_paths(tmp_path, mo
     path = write_user_study(tmp_path)
     study = load_study(path)
     assert study.root == tmp_path.resolve()
-    assert [u.name for u in plan(study)] == ["layalign-lr0.003", "layalign-lr0.001", "layalign-s0", "llm-prompted"]
+    assert [u.name for u in plan(study)] == ["layalign-lr0.003", "layalign-lr0.001", "layalign-s0", "llm-prompted",
+                                             "layalign-all-languages"]
     assert cli(["study", "run", str(path), "--in-process"]) == 0
     units = tmp_path / "units"
+
+    # the all-languages unit: the best seed's model (the only one here) on every XNLI language, with its gates and
+    # with every gate at zero, no training
+    every = json.loads((units / "layalign-all-languages" / "unit.json").read_text())
+    assert every["best_of"]["unit"] == "layalign-s0" and every["model_dir"] == "work/layalign-s0/task/final"
+    assert list(every["phases"]) == ["eval-choices", "rescore", "eval-choices-zero-gates", "collect"]
+    for folder in ("choices", "choices-zero-gates"):
+        rows = (units / "layalign-all-languages" / "eval" / folder / "predictions.jsonl").read_text().splitlines()
+        assert len(rows) == 2 * 15 and {json.loads(r)["lang"] for r in rows} == set(get_task("xnli").languages)
+    assert not (units / "layalign-all-languages" / "train").exists()
 
     # the sweep ran short (1 step, 1 row per language), and the seeded unit trained with its pick
     sweep = json.loads((units / "lr_sweep.json").read_text())["layalign"]
@@ -263,6 +275,8 @@ def test_a_users_study_runs_resumes_and_reports_with_relative_paths(tmp_path, mo
     assert f"accuracy goes from {zero['accuracy_with_gates']:.1f} % to {zero['accuracy_zero_gates']:.1f} %" in text
     assert "the weights at initialisation: units/layalign-s0/diagnostics/fusion_init.json" in text
     assert "| layalign-s0 | translation | 2 |" in text and "§ A stage trained once" in text
+    section = text.split("## Every language: the best seed of LayAlign")[1]
+    assert "layalign-s0, the best of 1 seeds" in section and "| every language (15) | 15 |" in section
 
 
 def test_a_dry_run_takes_the_studys_tiny_sizes_into_its_own_folder(capsys):
@@ -371,4 +385,4 @@ def test_a_report_shows_the_sweep_as_far_as_it_ran(tmp_path):
     assert "At the grid's edge: LLM + LoRA (0.0003, the grid's smallest); no rate beyond it was tried." in text
     assert "LayAlign's best rate then was the grid's largest" in text  # the study's note on how the grid came to be
     assert "LayAlign, encoder's last layer only |" not in text.split("## The learning-rate sweep")[1].split("##")[0]
-    assert "missing (26):" in text and "layalign-lr0.001," not in text.split("missing (26):")[1].split("\n")[0]
+    assert "missing (27):" in text and "layalign-lr0.001," not in text.split("missing (27):")[1].split("\n")[0]

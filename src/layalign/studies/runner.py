@@ -15,6 +15,11 @@ an untrained system. Its phases:
                                     zero-gate run against the real one (inspection.write_diagnostics)
     collect                         the small results into the results folder, then unit.json, written last
 
+The study's `all_languages` unit (SYSTEM-all-languages) trains nothing: once every seed of its system is done, the
+best seed's model (by the study's first scoring on the study's languages; the lower seed on a tie) is evaluated on
+every language of the benchmark, with its gates and with every gate at zero (eval-choices, rescore,
+eval-choices-zero-gates).
+
 Commands run from the study's root, and every path they and the records name is relative to it. A phase already
 finished is skipped; a unit with its unit.json is done.
 """
@@ -174,7 +179,7 @@ def model_dir(unit: Unit, work: Path, settings: Settings, study: Study) -> str:
 def eval_argv(unit: Unit, scoring: str, model: str, settings: Settings, study: Study, out: str) -> list[str]:
     batch = settings.choice_batch if scoring == "choices" else settings.generate_batch
     argv = ["evaluate", "--model", model, "--benchmark", study.benchmark, "--data",
-            f"{settings.data}/{study.eval_data}", "--langs", *languages(settings, study), "--limit",
+            f"{settings.data}/{study.eval_data}", "--langs", *unit_languages(unit, settings, study), "--limit",
             str(eval_rows(unit, settings, study)), "--batch-size", str(batch), "--scoring", scoring, "--protocol",
             "lenient", "--name", unit.label, "--out", out, "--max-source-length", str(settings.max_source_length),
             "--max-prompt-length", str(settings.max_prompt_length), "--dtype", settings.eval_dtype]
@@ -186,6 +191,15 @@ def languages(settings: Settings, study: Study) -> list[str]:
     from layalign.tasks import get_task
 
     return list(settings.langs or get_task(study.benchmark).languages)
+
+
+def unit_languages(unit: Unit, settings: Settings, study: Study) -> list[str]:
+    """The languages a unit is evaluated on: the study's, or every language of the benchmark (all_languages)."""
+    from layalign.tasks import get_task
+
+    if unit.all_languages and not settings.dry_run:
+        return list(get_task(study.benchmark).languages)
+    return languages(settings, study)
 
 
 def eval_rows(unit: Unit, settings: Settings, study: Study) -> int:
@@ -200,7 +214,8 @@ def expected_rows(unit: Unit, settings: Settings, study: Study) -> int:
     from layalign.tasks import get_task
 
     examples = get_task(study.benchmark).read(str(study.root / settings.data / study.eval_data),
-                                              langs=languages(settings, study), limit=eval_rows(unit, settings, study))
+                                              langs=unit_languages(unit, settings, study),
+                                              limit=eval_rows(unit, settings, study))
     return sum(len(v) for v in examples.values())
 
 
@@ -220,6 +235,7 @@ def run_unit(unit: Unit, settings: Settings, study: Study, work_root: Path, resu
     work, final = work_root / unit.name, results_root / unit.name
     if (final / MARKER).is_file():
         return final
+    best = best_seed(unit.system, study, results_root) if unit.all_languages else None
     work.mkdir(parents=True, exist_ok=True)
     phases = _read_json(work / PHASES_FILE, {})
     commands: list[dict] = []
@@ -244,7 +260,7 @@ def run_unit(unit: Unit, settings: Settings, study: Study, work_root: Path, resu
             phases[name] |= {"resumed": True, "stage_elapsed_s": result.get("elapsed_s")}
         (work / PHASES_FILE).write_text(json.dumps(phases, indent=1) + "\n", encoding="utf-8")
 
-    for stage in unit.system.stages:
+    for stage in unit.system.stages if not unit.all_languages else ():
         recipe = check_recipe(unit.system, stage, study.recipes)
         argv = ["train", "--config", study.relative(recipe), "--resume",
                 *stage_overrides(unit, stage, settings, study.relative(work_root), study, results_root)]
@@ -258,7 +274,7 @@ def run_unit(unit: Unit, settings: Settings, study: Study, work_root: Path, resu
             phases[f"train-{stage.name}"] |= {
                 "shared": study.relative(folder),
                 "stage_elapsed_s": _read_json(folder / "stage_result.json", {}).get("elapsed_s")}
-    model = model_dir(unit, work, settings, study)
+    model = model_dir(unit, work, settings, study) if best is None else best["model_dir"]
     rows = expected_rows(unit, settings, study)
     scorings = unit_scorings(unit, study)
     for scoring in scorings:
@@ -273,7 +289,11 @@ def run_unit(unit: Unit, settings: Settings, study: Study, work_root: Path, resu
     phase("rescore", None, False, rescore_all)
     commands.append({"phase": "rescore", "command": "layalign.evaluation.rescore(<eval>/<scoring>-lenient, "
                                                      f"<eval>/<scoring>-paper, 'paper') for {' and '.join(scorings)}"})
-    if has_gates(unit, study, study.root / model):
+    if has_gates(unit, study, study.root / model) and unit.all_languages:
+        zero = work / "eval" / "choices-zero-gates"
+        argv = eval_argv(unit, "choices", model, settings, study, study.relative(zero)) + ["--zero-gates"]
+        phase("eval-choices-zero-gates", argv, eval_done(zero, rows), predictions=zero / "predictions.jsonl")
+    elif has_gates(unit, study, study.root / model):
         # the branch's contribution, measured: the same model with every gate at zero on the same rows, and the
         # gates and layer mix against the first stage's initialisation (layalign.inspection.write_diagnostics)
         zero = work / "eval" / "choices-zero-gates"
@@ -285,8 +305,23 @@ def run_unit(unit: Unit, settings: Settings, study: Study, work_root: Path, resu
         commands.append({"phase": "diagnostics", "command": "layalign.inspection.write_diagnostics(<model>, "
                          "<first stage>/fusion_init.json, <eval>/choices-lenient, <eval>/choices-zero-gates, "
                          f"<unit>/{DIAGNOSTICS.as_posix()})"})
-    collect(unit, settings, study, work, final, phases, commands, model, runner)
+    collect(unit, settings, study, work, final, phases, commands, model, runner, best)
     return final
+
+
+def best_seed(system: System, study: Study, results: Path) -> dict:
+    """The best finished seed of `system` by the study's first scoring (lenient) on the study's languages, the lower
+    seed on a tie: {"unit", "model_dir", "accuracy" (per seed unit)}. A ValueError while a seed is not done."""
+    names = [Unit(system, seed).name for seed in range(system.seeds)]
+    if missing := [name for name in names if not (results / name / MARKER).is_file()]:
+        raise ValueError(f"{system.name}-all-languages evaluates the best of {system.name}'s {system.seeds} seeds, "
+                         f"and {', '.join(missing)} {'is' if len(missing) == 1 else 'are'} not done: run "
+                         f"{'it' if len(missing) == 1 else 'them'} first")
+    accuracy = {name: _read_json(results / name / "eval" / study.scorings[0] / "results-lenient.json", {})
+                ["average"]["accuracy"] for name in names}
+    unit = max(names, key=accuracy.get)  # max keeps the first of equals: the lower seed
+    record = _read_json(results / unit / MARKER, {})
+    return {"unit": unit, "model_dir": record["model_dir"], "accuracy": accuracy}
 
 
 def has_gates(unit: Unit, study: Study, model: Path) -> bool:
@@ -321,12 +356,12 @@ def write_diagnostics(model: Path, init: Path | None, with_gates: Path, zero_gat
 
 
 def collect(unit: Unit, settings: Settings, study: Study, work: Path, final: Path, phases: dict,
-            commands: list[dict], model: str, runner: Runner) -> None:
+            commands: list[dict], model: str, runner: Runner, best: dict | None = None) -> None:
     """The small results into the results folder, unit.json last (the unit counts as done only then)."""
     start = time.time()
     if final.exists():
         shutil.rmtree(final)  # a half-collected folder from a killed run (it has no marker)
-    for stage in unit.system.stages:
+    for stage in unit.system.stages if not unit.all_languages else ():
         dest = final / "train" / stage.name
         dest.mkdir(parents=True)
         folder = stage_folder(unit, stage, work.parent)
@@ -335,26 +370,35 @@ def collect(unit: Unit, settings: Settings, study: Study, work: Path, final: Pat
                 shutil.copy2(folder / name, dest / name)
     for scoring in unit_scorings(unit, study):
         dest = final / "eval" / scoring
-        dest.mkdir(parents=True)
         src = work / "eval" / f"{scoring}-lenient"
-        rows = [{k: v for k, v in row.items() if k not in BULKY_FIELDS}
-                for row in read_jsonl(src / "predictions.jsonl")]
-        (dest / "predictions.jsonl").write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows),
-                                                encoding="utf-8")
-        shutil.copy2(src / "run.json", dest / "run.json")
+        copy_predictions(src, dest)
         for protocol in PROTOCOLS:
             shutil.copy2(work / "eval" / f"{scoring}-{protocol}" / "results.json", dest / f"results-{protocol}.json")
     if (work / DIAGNOSTICS).is_file():
         shutil.copytree((work / DIAGNOSTICS).parent, final / DIAGNOSTICS.parent)
+    zero = work / "eval" / "choices-zero-gates"
+    if unit.all_languages and (zero / "results.json").is_file():  # the other units keep theirs in diagnostics
+        copy_predictions(zero, final / "eval" / "choices-zero-gates")
+        shutil.copy2(zero / "results.json", final / "eval" / "choices-zero-gates" / "results-lenient.json")
     phases = phases | {"collect": {"seconds": round(time.time() - start, 1)}}
     record = {"unit": unit.name, "system": unit.system.name, "label": unit.label, "seed": unit.seed,
               **({"learning_rate": unit.learning_rate} if unit.sweep else {}),
+              **({"best_of": best} if best else {}),
               "status": "done", "finished": time.strftime("%Y-%m-%dT%H:%M:%S"), "phases": phases,
               "commands": commands, "model_dir": model, "settings": settings.record(),
               "machine": machine(study.root) | {"lanes": runner.lanes, "threads_per_command": runner.threads}}
     tmp = final / (MARKER + ".tmp")
     tmp.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
     tmp.rename(final / MARKER)
+
+
+def copy_predictions(src: Path, dest: Path) -> None:
+    """An evaluation's predictions (less the inputs' text) and run.json into a unit's results folder."""
+    dest.mkdir(parents=True)
+    rows = [{k: v for k, v in row.items() if k not in BULKY_FIELDS} for row in read_jsonl(src / "predictions.jsonl")]
+    (dest / "predictions.jsonl").write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows),
+                                            encoding="utf-8")
+    shutil.copy2(src / "run.json", dest / "run.json")
 
 
 def machine(root: Path) -> dict:
@@ -390,7 +434,9 @@ def run_units(units: list[Unit], settings: Settings, study: Study, work: Path, r
             failures.append((unit, str(err)))
             print(f"[{time.strftime('%H:%M:%S')}] {unit.name}: FAILED: {err}", flush=True)
 
-    for group in ([u for u in units if u.sweep], [u for u in units if not u.sweep]):
+    # the sweep first (the seeded units need its picks), the all-languages unit last (it needs every seed)
+    for group in ([u for u in units if u.sweep], [u for u in units if not u.sweep and not u.all_languages],
+                  [u for u in units if u.all_languages]):
         with ThreadPoolExecutor(max_workers=lanes) as pool:
             list(pool.map(one, group))
     return failures

@@ -25,6 +25,7 @@ DEFAULTS: dict[str, Any] = {
     "max_prompt_length": 160, "llm": None, "train_settings": [], "finish_lanes": 1, "lr_sweep": None,
     "dry": {"steps": 2, "stage1_steps": 2, "dev_size": 8, "rows": 2, "languages": ["en", "sw"]},
     "title": None, "models": None, "texts": {}, "order": None, "groups": None, "gain_over": None,
+    "all_languages": None,
 }
 KNOWN = set(DEFAULTS) | {"name", "benchmark", "systems", "recipes", "work", "results", "report"}
 
@@ -110,15 +111,22 @@ class Unit:
     system: System
     seed: int | None
     learning_rate: float | None = None  # a sweep unit's rate (its seed is the sweep's)
+    # the study's `all_languages` unit: no training; the system's best finished seed evaluated on every language of
+    # the benchmark, with its gates and with every gate at zero
+    all_languages: bool = False
 
     @property
     def name(self) -> str:
+        if self.all_languages:
+            return f"{self.system.name}-all-languages"
         if self.learning_rate is not None:
             return f"{self.system.name}-lr{self.learning_rate:g}"
         return self.system.name if self.seed is None else f"{self.system.name}-s{self.seed}"
 
     @property
     def label(self) -> str:
+        if self.all_languages:
+            return f"{self.system.label} (best seed, every language)"
         if self.learning_rate is not None:
             return f"{self.system.label} (lr {self.learning_rate:g})"
         return self.system.label if self.seed is None else f"{self.system.label} (seed {self.seed})"
@@ -212,6 +220,9 @@ def load_study(name_or_path: str | Path) -> Study:
             raise StudyError(f"{where}: {system.name} takes the swept rate of {source!r}, which is not a trained "
                              "system that sweeps its own rate")
     _check_groups(settings, systems, where)
+    best = settings["all_languages"]
+    if best is not None and (best not in systems or not systems[best].seeded):
+        raise StudyError(f"{where}: all_languages names {best!r}, which is not a trained system of the study")
     name = str(raw.get("name") or path.stem)
 
     def folder(key: str, default: str) -> Path:
@@ -294,7 +305,10 @@ def plan(study: Study, seeds: dict[str, int] | None = None) -> list[Unit]:
                   for name in study.order if not study.systems[name].learning_rate.same_as]
     for seed in range(max((counts[n] for n in study.order), default=0)):
         units += [Unit(study.systems[name], seed) for name in study.order if seed < counts[name]]
-    return units + [Unit(s, None) for s in study.systems.values() if not s.seeded]
+    units += [Unit(s, None) for s in study.systems.values() if not s.seeded]
+    if name := study.settings["all_languages"]:  # last: it needs every seed of its system
+        units.append(Unit(study.systems[name], None, all_languages=True))
+    return units
 
 
 def parse_unit(name: str, study: Study) -> Unit:
@@ -309,5 +323,7 @@ def parse_unit(name: str, study: Study) -> Unit:
                 return Unit(systems[system], study.lr_sweep.seed, value)
     if name in systems and not systems[name].seeded:
         return Unit(systems[name], None)
+    if (best := study.settings["all_languages"]) and name == f"{best}-all-languages":
+        return Unit(systems[best], None, all_languages=True)
     known = ", ".join(f"{s}-sN" if systems[s].seeded else s for s in systems)
     raise ValueError(f"unknown unit {name!r} in the {study.name} study; units are {known}")
