@@ -70,3 +70,17 @@ def test_bad_groups_are_one_line_errors_naming_the_file(tmp_path, extra, message
     with pytest.raises(StudyError, match=message) as err:
         load_study(write_study(tmp_path, **extra))
     assert str(tmp_path / "study.yaml") in str(err.value)
+
+
+def test_every_language_rows_split_by_encoder_coverage_and_by_scripts_of_five_or_more():
+    from layalign.data.flores import SIB200_LANGUAGES
+    from layalign.studies.all_languages import language_groups
+
+    groups = dict(language_groups(list(SIB200_LANGUAGES)))
+    assert groups["every language (205)"] == list(SIB200_LANGUAGES)
+    seen, unseen = groups["in the encoder's pretraining set"], groups["outside it"]
+    assert "swh_Latn" in seen and "yor_Latn" in unseen and sorted(seen + unseen) == sorted(SIB200_LANGUAGES)
+    assert list(groups)[3] == "Latin script"  # the most languages first
+    assert all(len(members) >= 5 for name, members in groups.items() if name.endswith(" script"))
+    assert "Tifinagh script" not in groups  # too few languages for a row of their own
+    assert list(dict(language_groups(["en", "sw"]))) == ["every language (2)"]  # not Flores codes: no split
