@@ -377,11 +377,11 @@ def test_a_report_shows_the_sweep_as_far_as_it_ran(tmp_path):
         (results / name / "eval" / "choices").mkdir(parents=True)
         (results / name / "unit.json").write_text("{}")
         (results / name / "eval" / "choices" / "results-lenient.json").write_text(
-            json.dumps({"average": {"accuracy": accuracy}}))
+            json.dumps({"average": {"accuracy": accuracy}, "truncated": 3, "n": 120}))
     text = write_report(plan(study), study, results, tmp_path / "report.md")
-    assert "| LayAlign | 40.0 | 55.0 | 55.0 | 50.0 | 0.001 |" in text  # a tie: the smaller rate
-    assert "| MindMerger | – | 47.5 | – | – | not yet swept (1 of 4 rates done) |" in text
-    assert "| LangBridge | – | – | – | – | not yet swept (0 of 4 rates done) |" in text
+    assert "| LayAlign | 40.0 | 55.0 | 55.0 | 50.0 | 0.001 | 3 of 120 |" in text  # a tie: the smaller rate
+    assert "| MindMerger | – | 47.5 | – | – | not yet swept (1 of 4 rates done) | 3 of 120 |" in text
+    assert "| LangBridge | – | – | – | – | not yet swept (0 of 4 rates done) | – |" in text
     assert "At the grid's edge: LLM + LoRA (0.0003, the grid's smallest); no rate beyond it was tried." in text
     assert "LayAlign's best rate then was the grid's largest" in text  # the study's note on how the grid came to be
     assert "LayAlign, encoder's last layer only |" not in text.split("## The learning-rate sweep")[1].split("##")[0]

@@ -161,6 +161,22 @@ def count_trainable(model_json: str) -> int | None:
     return built.num_trainable_parameters()
 
 
+def sweep_truncation(study: Study, system: System, results: Path) -> str:
+    """How many of a system's sweep inputs were cut to the study's length limits (the same rows and limits at every
+    rate; read from its first finished sweep unit), or "–"."""
+    from layalign.studies.runner import MARKER
+    from layalign.studies.spec import Unit
+
+    for value in study.lr_sweep.values:
+        folder = results / Unit(system, study.lr_sweep.seed, value).name
+        path = folder / "eval" / study.scorings[0] / "results-lenient.json"
+        if (folder / MARKER).is_file() and path.is_file():
+            found = json.loads(path.read_text(encoding="utf-8"))
+            if "truncated" in found:
+                return f"{found['truncated']:,} of {found['n']:,}"
+    return "–"
+
+
 def sweep_section(study: Study, results: Path) -> list[str]:
     """The learning-rate sweep: each swept system's dev accuracy per rate so far, and the rate its seeded units use
     once all its rates are done (the runner's rule, read from the sweep units themselves)."""
@@ -175,7 +191,8 @@ def sweep_section(study: Study, results: Path) -> list[str]:
              f"{sweep.seed}, {sweep.steps} task steps, the first {sweep.rows} eval rows per language, scored by "
              f"{study.scorings[0]}; the highest average accuracy wins (the smaller rate on a tie)."
              + (f" {sweep.note}" if sweep.note else ""), "",
-             "| system | " + " | ".join(values) + " | pick |", "|---|" + "---:|" * len(values) + "---|"]
+             "| system | " + " | ".join(values) + " | pick | inputs cut to the length limits |",
+             "|---|" + "---:|" * len(values) + "---|---:|"]
     edges = []
     for name in study.order:
         if study.systems[name].learning_rate.same_as:
@@ -185,7 +202,8 @@ def sweep_section(study: Study, results: Path) -> list[str]:
         pick = f"{best_rate(study, done):g}" if len(done) == len(values) else \
             f"not yet swept ({len(done)} of {len(values)} rates done)"
         lines.append(f"| {study.systems[name].label} | " + " | ".join(
-            f"{scores[v]:.1f}" if scores[v] is not None else "–" for v in values) + f" | {pick} |")
+            f"{scores[v]:.1f}" if scores[v] is not None else "–" for v in values) + f" | {pick} | "
+            f"{sweep_truncation(study, study.systems[name], results)} |")
         if len(done) == len(values) and pick in (values[0], values[-1]):
             side = "smallest" if pick == values[0] else "largest"
             edges.append(f"{study.systems[name].label} ({pick}, the grid's {side})")
