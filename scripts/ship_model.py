@@ -30,8 +30,8 @@ SEED_UNITS = "layalign-s[0-9]*/unit.json"  # LayAlign's seeded units (not its sw
 
 
 def dev_scores(unit_dir: Path) -> dict:
-    """{scoring: {protocol: {"average": .., "per_language": {lang: accuracy}, "n": rows}}} from a finished unit, for
-    every scoring it ran."""
+    """{scoring: {protocol: {"average": .., "per_language": {lang: accuracy}, "n": rows, "truncated": {lang: rows
+    cut to the length limits}, "lengths": {..}}}} from a finished unit, for every scoring it ran."""
     scores: dict = {}
     for scoring in SCORINGS:
         for protocol in PROTOCOLS:
@@ -41,7 +41,9 @@ def dev_scores(unit_dir: Path) -> dict:
             results = json.loads(path.read_text("utf-8"))
             scores.setdefault(scoring, {})[protocol] = {
                 "average": round(results["average"]["accuracy"], 2), "n": results["n"],
-                "per_language": {lang: round(s["accuracy"], 2) for lang, s in results["per_language"].items()}}
+                "per_language": {lang: round(s["accuracy"], 2) for lang, s in results["per_language"].items()},
+                "truncated": {lang: s["truncated"] for lang, s in results["per_language"].items()
+                              if s.get("truncated")}, "lengths": results.get("lengths")}
     return scores
 
 
@@ -104,7 +106,8 @@ def card_markdown(card: dict, regression: dict, title: str = "XNLI") -> str:
                      + " |")
     lines.append("| **average** | " + " | ".join(f"**{card['dev'][s][p]['average']:.1f}**" for s, p in columns) + " |")
     n = card["dev"]["choices"]["lenient"]["n"]
-    lines += ["", f"{n} rows ({n // len(langs)} per language), evaluation settings in card.json (`settings`).", "",
+    lines += ["", f"{n} rows ({n // len(langs)} per language), evaluation settings in card.json (`settings`).",
+              *truncation_note(card["dev"]["choices"]["lenient"]), "",
               "## Training", ""]
     for stage, info in card["train"].items():
         lines.append(f"- {stage}: {info['steps']} steps; last dev record {json.dumps(info['last_dev'])}")
@@ -116,6 +119,19 @@ def card_markdown(card: dict, regression: dict, title: str = "XNLI") -> str:
                                                                     regression["accuracy"].items())
               + f" (average {regression['average']:.1f}). tests/test_pretrained.py recomputes every row.", ""]
     return "\n".join(lines)
+
+
+def truncation_note(scores: dict) -> list[str]:
+    """How many evaluated inputs were cut to the length limits, and the languages where every row was."""
+    cut, n = scores.get("truncated") or {}, scores["n"]
+    if not cut:
+        return []
+    per_language = n // len(scores["per_language"])
+    whole = [lang for lang, rows in cut.items() if rows >= per_language]
+    limits = scores.get("lengths") or {}
+    return ["", f"Inputs cut to the length limits ({limits.get('max_source_length')} encoder tokens, "
+            f"{limits.get('max_prompt_length')} LLM prompt tokens): {sum(cut.values()):,} of {n:,} rows, in "
+            f"{len(cut)} languages" + (f"; every row of {', '.join(whole)}" if whole else "") + "."]
 
 
 def sweep_note(card: dict) -> list[str]:
