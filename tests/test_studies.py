@@ -377,12 +377,17 @@ def test_a_report_shows_the_sweep_as_far_as_it_ran(tmp_path):
         (results / name / "eval" / "choices").mkdir(parents=True)
         (results / name / "unit.json").write_text("{}")
         (results / name / "eval" / "choices" / "results-lenient.json").write_text(
-            json.dumps({"average": {"accuracy": accuracy}, "truncated": 3, "n": 120}))
+            json.dumps({"average": {"accuracy": accuracy}, "truncated": 3, "n": 120, "per_language": {
+                lang: {"accuracy": accuracy + (10.0 if lang == "eng_Latn" else 0.0)} for lang in study.settings[
+                    "languages"]}}))
     text = write_report(plan(study), study, results, tmp_path / "report.md")
     assert "| LayAlign | 40.0 | 55.0 | 55.0 | 50.0 | 0.001 | 3 of 120 |" in text  # a tie: the smaller rate
     assert "| MindMerger | – | 47.5 | – | – | not yet swept (1 of 4 rates done) | 3 of 120 |" in text
     assert "| LangBridge | – | – | – | – | not yet swept (0 of 4 rates done) | – |" in text
     assert "At the grid's edge: LLM + LoRA (0.0003, the grid's smallest); no rate beyond it was tried." in text
+    # the fully swept systems at their picks, by the study's groups (English 10 points up in this fake)
+    assert "| LayAlign (0.001) | 65.0 | 55.0 | 55.0 | 55.2 |" in text
+    assert "| LLM + LoRA (0.0003) | 55.0 | 45.0 | 45.0 | 45.2 |" in text and "| MindMerger (" not in text
     assert "LayAlign's best rate then was the grid's largest" in text  # the study's note on how the grid came to be
     assert "LayAlign, encoder's last layer only |" not in text.split("## The learning-rate sweep")[1].split("##")[0]
     assert "missing (27):" in text and "layalign-lr0.001," not in text.split("missing (27):")[1].split("\n")[0]

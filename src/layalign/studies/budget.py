@@ -193,14 +193,15 @@ def sweep_section(study: Study, results: Path) -> list[str]:
              + (f" {sweep.note}" if sweep.note else ""), "",
              "| system | " + " | ".join(values) + " | pick | inputs cut to the length limits |",
              "|---|" + "---:|" * len(values) + "---|---:|"]
-    edges = []
+    edges, picks = [], {}
     for name in study.order:
         if study.systems[name].learning_rate.same_as:
             continue  # an ablation: its source's pick (the budget table says which)
         scores = sweep_scores(study, study.systems[name], results)
         done = {rate: score for rate, score in scores.items() if score is not None}
-        pick = f"{best_rate(study, done):g}" if len(done) == len(values) else \
-            f"not yet swept ({len(done)} of {len(values)} rates done)"
+        if len(done) == len(values):
+            picks[name] = best_rate(study, done)
+        pick = f"{picks[name]:g}" if name in picks else f"not yet swept ({len(done)} of {len(values)} rates done)"
         lines.append(f"| {study.systems[name].label} | " + " | ".join(
             f"{scores[v]:.1f}" if scores[v] is not None else "–" for v in values) + f" | {pick} | "
             f"{sweep_truncation(study, study.systems[name], results)} |")
@@ -209,4 +210,30 @@ def sweep_section(study: Study, results: Path) -> list[str]:
             edges.append(f"{study.systems[name].label} ({pick}, the grid's {side})")
     if edges:  # the best rate may lie beyond the grid
         lines += ["", f"At the grid's edge: {', '.join(edges)}; no rate beyond it was tried."]
+    return lines + [""] + sweep_groups(study, results, picks)
+
+
+def sweep_groups(study: Study, results: Path, picks: dict[str, float]) -> list[str]:
+    """Each fully swept system at its pick, by the study's language groups (descriptive: one seed, and the pick was
+    chosen on these same rows)."""
+    from layalign.studies.groups import resolve_groups
+    from layalign.studies.spec import Unit
+
+    if not picks or not study.settings.get("groups"):
+        return []
+    per_language = {}
+    for name, rate in picks.items():
+        path = results / Unit(study.systems[name], study.lr_sweep.seed, rate).name / "eval" / study.scorings[0]
+        per_language[name] = json.loads((path / "results-lenient.json").read_text(encoding="utf-8"))["per_language"]
+    langs = list(next(iter(per_language.values())))
+    groups = resolve_groups(study, langs) | {"all": langs}
+    lines = ["At each fully swept system's pick, by language group (%: the mean over the group's languages). One seed "
+             f"and {study.lr_sweep.rows} rows per language, and each pick is the best of {len(study.lr_sweep.values)} "
+             "rates on these same rows: descriptive, and biased upwards by the choice; the seeded units measure.", "",
+             "| system (rate) | " + " | ".join(f"{g} ({len(m)})" for g, m in groups.items()) + " |",
+             "|---|" + "---:|" * len(groups)]
+    for name, found in per_language.items():
+        lines.append(f"| {study.systems[name].label} ({picks[name]:g}) | " + " | ".join(
+            f"{sum(found[lang]['accuracy'] for lang in members) / len(members):.1f}" for members in groups.values())
+            + " |")
     return lines + [""]
