@@ -289,22 +289,20 @@ def run_unit(unit: Unit, settings: Settings, study: Study, work_root: Path, resu
     phase("rescore", None, False, rescore_all)
     commands.append({"phase": "rescore", "command": "layalign.evaluation.rescore(<eval>/<scoring>-lenient, "
                                                      f"<eval>/<scoring>-paper, 'paper') for {' and '.join(scorings)}"})
-    if has_gates(unit, study, study.root / model) and unit.all_languages:
-        zero = work / "eval" / "choices-zero-gates"
-        argv = eval_argv(unit, "choices", model, settings, study, study.relative(zero)) + ["--zero-gates"]
-        phase("eval-choices-zero-gates", argv, eval_done(zero, rows), predictions=zero / "predictions.jsonl")
-    elif has_gates(unit, study, study.root / model):
+    if has_gates(unit, study, study.root / model):
         # the branch's contribution, measured: the same model with every gate at zero on the same rows, and the
-        # gates and layer mix against the first stage's initialisation (layalign.inspection.write_diagnostics)
+        # gates and layer mix against the first stage's initialisation (layalign.inspection.write_diagnostics; the
+        # all-languages unit's model is a seed unit's, which wrote them)
         zero = work / "eval" / "choices-zero-gates"
         argv = eval_argv(unit, "choices", model, settings, study, study.relative(zero)) + ["--zero-gates"]
         phase("eval-choices-zero-gates", argv, eval_done(zero, rows), predictions=zero / "predictions.jsonl")
-        phase("diagnostics", None, (work / DIAGNOSTICS).is_file(),
-              lambda: write_diagnostics(study.root / model, first_stage_init(unit, work_root),
-                                        work / "eval" / "choices-lenient", zero, work / DIAGNOSTICS))
-        commands.append({"phase": "diagnostics", "command": "layalign.inspection.write_diagnostics(<model>, "
-                         "<first stage>/fusion_init.json, <eval>/choices-lenient, <eval>/choices-zero-gates, "
-                         f"<unit>/{DIAGNOSTICS.as_posix()})"})
+        if not unit.all_languages:
+            phase("diagnostics", None, (work / DIAGNOSTICS).is_file(),
+                  lambda: write_diagnostics(study.root / model, first_stage_init(unit, work_root),
+                                            work / "eval" / "choices-lenient", zero, work / DIAGNOSTICS))
+            commands.append({"phase": "diagnostics", "command": "layalign.inspection.write_diagnostics(<model>, "
+                             "<first stage>/fusion_init.json, <eval>/choices-lenient, <eval>/choices-zero-gates, "
+                             f"<unit>/{DIAGNOSTICS.as_posix()})"})
     collect(unit, settings, study, work, final, phases, commands, model, runner, best)
     return final
 
