@@ -40,8 +40,8 @@ def dev_scores(unit_dir: Path) -> dict:
                 continue  # a study that scores by choices only
             results = json.loads(path.read_text("utf-8"))
             scores.setdefault(scoring, {})[protocol] = {
-                "average": round(results["average"]["accuracy"], 2), "n": results["n"],
-                "per_language": {lang: round(s["accuracy"], 2) for lang, s in results["per_language"].items()},
+                "average": round(results["average"]["accuracy"], 4), "n": results["n"],
+                "per_language": {lang: round(s["accuracy"], 4) for lang, s in results["per_language"].items()},
                 "truncated": {lang: s["truncated"] for lang, s in results["per_language"].items()
                               if s.get("truncated")}, "lengths": results.get("lengths")}
     return scores
