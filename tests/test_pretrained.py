@@ -1,5 +1,6 @@
-"""The trained model shipped with the package: found by name everywhere a model is accepted, and its numerics
-pinned by a regression subset of XNLI dev (every row's choice log-likelihoods as recorded when it was shipped)."""
+"""The trained models shipped with the package: found by name everywhere a model is accepted, and their numerics
+pinned by a regression subset of their benchmark's dev set (every row's choice log-likelihoods as recorded when it
+was shipped)."""
 
 from __future__ import annotations
 
@@ -12,21 +13,30 @@ from layalign import pretrained
 from layalign.cli import main
 
 NAME = "layalign-xnli-e5-smollm2"
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "xnli" / "dev"
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+DEV_DATA = {"xnli": SHARED / "xnli" / "dev", "sib200": SHARED / "sib200"}  # each shipped model's benchmark
+SHIPPED = sorted(pretrained.shipped_models())
 # float32 on another CPU moves a mean log-likelihood by about 1e-5; a change to the model's maths moves it by far
 # more. The accuracy margin allows one flipped near-tie per language on another machine.
 LOGPROB_TOLERANCE = 2e-3
 ACCURACY_MARGIN = 2.0  # points, per language (50 rows: one row is 2 points)
 
 
-def test_the_default_model_is_shipped_with_its_card_and_regression_record():
-    folder = pretrained.shipped_models()[NAME]
+def test_the_xnli_and_sib200_models_are_shipped():
+    assert {NAME, "layalign-sib200-e5-smollm2"} <= set(SHIPPED)
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_a_shipped_model_has_its_card_and_regression_record(name):
+    folder = pretrained.shipped_models()[name]
     for file in ("adapter.safetensors", "layalign_config.json", "card.json", "regression.json", "README.md"):
         assert (folder / file).is_file(), file
-    card = pretrained.card(NAME)
-    assert card["seed"] is not None and card["train"]["task"]["steps"] >= 300
-    assert set(card["xnli_dev"]) == {"choices", "generate"} and len(card["xnli_dev"]["choices"]["lenient"]
-                                                                        ["per_language"]) == 15
+    card = pretrained.card(name)
+    assert card["seed"] is not None and card["train"]["task"]["steps"] >= 150
+    assert card["benchmark"] in DEV_DATA and "choices" in card["dev"]
+    assert len(card["dev"]["choices"]["lenient"]["per_language"]) >= 15
+    regression = json.loads((folder / pretrained.REGRESSION).read_text())
+    assert regression["benchmark"] == card["benchmark"] and len(regression["rows"]) == 4 * 50
     config = json.loads((folder / "layalign_config.json").read_text())
     assert (config["encoder"], config["llm"]) == ("multilingual-e5-small", "smollm2-135m-instruct")  # catalogue names
     assert (folder / "adapter.safetensors").stat().st_size < 8_000_000  # adapters only, never the backbones
@@ -58,15 +68,18 @@ def test_inspect_by_name_writes_its_heatmap_outside_the_package(tmp_path, monkey
 
 @pytest.mark.real
 @pytest.mark.slow
-@pytest.mark.skipif(not DATA.is_dir(), reason="needs ../shared/data/xnli/dev")
-def test_the_shipped_model_still_gives_its_recorded_scores():
+@pytest.mark.parametrize("name", SHIPPED)
+def test_a_shipped_model_still_gives_its_recorded_scores(name):
     from layalign.evaluation.regression import regression_rows
     from layalign.systems import load_system
 
-    recorded = json.loads((pretrained.shipped_models()[NAME] / pretrained.REGRESSION).read_text())
-    system = load_system(NAME, device="cpu", dtype=recorded["dtype"])
-    now = regression_rows(system, DATA, langs=tuple(recorded["langs"]),
-                                     limit=recorded["rows_per_language"], batch_size=recorded["batch_size"])
+    recorded = json.loads((pretrained.shipped_models()[name] / pretrained.REGRESSION).read_text())
+    data = DEV_DATA[recorded["benchmark"]]
+    if not data.is_dir():
+        pytest.skip(f"needs {data}")
+    system = load_system(name, device="cpu", dtype=recorded["dtype"])
+    now = regression_rows(system, data, langs=tuple(recorded["langs"]), limit=recorded["rows_per_language"],
+                          batch_size=recorded["batch_size"], benchmark=recorded["benchmark"])
     assert [(r["lang"], r["id"]) for r in now["rows"]] == [(r["lang"], r["id"]) for r in recorded["rows"]]
     worst = max(abs(now_lp - then_lp)
                 for a, b in zip(now["rows"], recorded["rows"], strict=True)

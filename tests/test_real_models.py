@@ -214,12 +214,12 @@ def test_quickstart_runs_end_to_end(tmp_path, capsys):
     summary = run_quickstart(data_dir=str(data), out=tmp_path, steps=3, max_new_tokens=12)
     printed = capsys.readouterr().out
     assert "[4/4]" in printed and "SmolLM2 alone" in printed and "LayAlign" in printed
-    # step 2: the shipped model beside the bare LLM on XNLI, every answer marked
-    from layalign.quickstart import XNLI_LANGS
+    # step 2: the shipped SIB-200 classifier beside the bare LLM, six languages, every answer marked
+    from layalign.quickstart import SIB_LANGS
 
     shipped = summary["shipped"]
-    assert [row["lang"] for row in shipped["examples"]] == [lang for lang in XNLI_LANGS for _ in range(2)]
-    assert set(shipped["correct"]) == {"SmolLM2 alone", "LayAlign (layalign-xnli-e5-smollm2)"}
+    assert [row["lang"] for row in shipped["examples"]] == [lang for lang in SIB_LANGS for _ in range(2)]
+    assert set(shipped["correct"]) == {"SmolLM2 alone", "LayAlign (layalign-sib200-e5-smollm2)"}
     assert printed.count("(correct)") + printed.count("(wrong)") >= 2 * len(shipped["examples"])
     assert len(summary["dev_perplexity"]) == 2  # before and after training
     assert [row["lang"] for row in summary["questions"]] == list(QUESTION_LANGS)

