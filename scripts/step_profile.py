@@ -2,6 +2,7 @@
 `steps` can be chosen where the system has reached its plateau (SIB-200: LLM + LoRA in English, issue 25).
 
     python scripts/step_profile.py --study sib200 --system llm-lora --steps 400 --every 50
+    python scripts/step_profile.py --study sib200 --system llm-lora --eval-only     # the checkpoints there so far
     python scripts/step_profile.py --study sib200 --system llm-lora --report-only   # the page from what is done
 
 1. `layalign train` of the system's task stage exactly as the study's seed-0 unit would run it (its recipe, the
@@ -96,6 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, default=None, help="default: the study's sweep pick")
     parser.add_argument("--langs", nargs="+", default=["eng_Latn"])
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--eval-only", action="store_true", help="evaluate the checkpoints written so far; no training")
     parser.add_argument("--report-only", action="store_true", help="write the page from the checkpoints evaluated")
     args = parser.parse_args(argv)
 
@@ -107,13 +109,13 @@ def main(argv: list[str] | None = None) -> int:
     system = study.systems[args.system]
     settings = settings_for(study)
     if args.rate is not None:
-        rate, source = args.rate, "given"
+        rate, source = args.rate, "given with --rate"
     else:
         rate, scores = sweep_pick(study, system, study.results)
         source = f"the study's sweep pick over {', '.join(scores)}"
     work = study.work / "profile" / f"{system.name}-s{args.seed}"
     train_dir = work / "task"
-    if not args.report_only:
+    if not args.report_only and not args.eval_only:
         run(train_argv(study, system, settings, args.seed, args.steps, args.every, rate, study.relative(train_dir)),
             work / "logs" / "train.log", args.threads)
     steps = list(range(args.every, args.steps + 1, args.every))
