@@ -10,11 +10,10 @@ from pathlib import Path
 
 from layalign.data.flores import ENCODER_LANGUAGES, FLORES_CODE, SCRIPTS, script
 from layalign.evaluation.statistics import aligned, correctness, paired_bootstrap
-from layalign.studies.runner import MARKER, finish_command, read_jsonl
+from layalign.studies.runner import MARKER, ZERO_GATES, finish_command, read_jsonl
 from layalign.studies.spec import Study, Unit
 
 MIN_SCRIPT = 5  # a script's own row needs this many languages
-ZERO_GATES = "choices-zero-gates"
 
 
 def language_groups(langs: list[str]) -> list[tuple[str, list[str]]]:

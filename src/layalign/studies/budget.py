@@ -161,26 +161,19 @@ def count_trainable(model_json: str) -> int | None:
     return built.num_trainable_parameters()
 
 
-def sweep_truncation(study: Study, system: System, results: Path) -> str:
+def truncation(found: dict[str, dict | None]) -> str:
     """How many of a system's sweep inputs were cut to the study's length limits (the same rows and limits at every
-    rate; read from its first finished sweep unit), or "–"."""
-    from layalign.studies.runner import MARKER
-    from layalign.studies.spec import Unit
-
-    for value in study.lr_sweep.values:
-        folder = results / Unit(system, study.lr_sweep.seed, value).name
-        path = folder / "eval" / study.scorings[0] / "results-lenient.json"
-        if (folder / MARKER).is_file() and path.is_file():
-            found = json.loads(path.read_text(encoding="utf-8"))
-            if "truncated" in found:
-                return f"{found['truncated']:,} of {found['n']:,}"
+    rate: its first finished rate's count), or "–"."""
+    for results in found.values():
+        if results and "truncated" in results:
+            return f"{results['truncated']:,} of {results['n']:,}"
     return "–"
 
 
 def sweep_section(study: Study, results: Path) -> list[str]:
     """The learning-rate sweep: each swept system's dev accuracy per rate so far, and the rate its seeded units use
     once all its rates are done (the runner's rule, read from the sweep units themselves)."""
-    from layalign.studies.runner import best_rate, sweep_scores
+    from layalign.studies.runner import best_rate, sweep_results
 
     sweep = study.lr_sweep
     if sweep is None:
@@ -197,43 +190,38 @@ def sweep_section(study: Study, results: Path) -> list[str]:
     for name in study.order:
         if study.systems[name].learning_rate.same_as:
             continue  # an ablation: its source's pick (the budget table says which)
-        scores = sweep_scores(study, study.systems[name], results)
-        done = {rate: score for rate, score in scores.items() if score is not None}
+        found = sweep_results(study, study.systems[name], results)
+        done = {rate: r["average"]["accuracy"] for rate, r in found.items() if r is not None}
         if len(done) == len(values):
-            picks[name] = best_rate(study, done)
-        pick = f"{picks[name]:g}" if name in picks else f"not yet swept ({len(done)} of {len(values)} rates done)"
+            pick = f"{best_rate(study, done):g}"
+            picks[name] = (pick, found[pick]["per_language"])
+        pick = picks[name][0] if name in picks else f"not yet swept ({len(done)} of {len(values)} rates done)"
         lines.append(f"| {study.systems[name].label} | " + " | ".join(
-            f"{scores[v]:.1f}" if scores[v] is not None else "–" for v in values) + f" | {pick} | "
-            f"{sweep_truncation(study, study.systems[name], results)} |")
-        if len(done) == len(values) and pick in (values[0], values[-1]):
+            f"{done[v]:.1f}" if v in done else "–" for v in values) + f" | {pick} | {truncation(found)} |")
+        if name in picks and pick in (values[0], values[-1]):
             side = "smallest" if pick == values[0] else "largest"
             edges.append(f"{study.systems[name].label} ({pick}, the grid's {side})")
     if edges:  # the best rate may lie beyond the grid
         lines += ["", f"At the grid's edge: {', '.join(edges)}; no rate beyond it was tried."]
-    return lines + [""] + sweep_groups(study, results, picks)
+    return lines + [""] + sweep_groups(study, picks)
 
 
-def sweep_groups(study: Study, results: Path, picks: dict[str, float]) -> list[str]:
-    """Each fully swept system at its pick, by the study's language groups (descriptive: one seed, and the pick was
-    chosen on these same rows)."""
+def sweep_groups(study: Study, picks: dict[str, tuple[str, dict]]) -> list[str]:
+    """Each fully swept system at its pick (system -> (rate, per-language results)), by the study's language groups
+    (descriptive: one seed, and the pick was chosen on these same rows)."""
     from layalign.studies.groups import resolve_groups
-    from layalign.studies.spec import Unit
 
     if not picks or not study.settings.get("groups"):
         return []
-    per_language = {}
-    for name, rate in picks.items():
-        path = results / Unit(study.systems[name], study.lr_sweep.seed, rate).name / "eval" / study.scorings[0]
-        per_language[name] = json.loads((path / "results-lenient.json").read_text(encoding="utf-8"))["per_language"]
-    langs = list(next(iter(per_language.values())))
+    langs = list(next(iter(picks.values()))[1])
     groups = resolve_groups(study, langs) | {"all": langs}
     lines = ["At each fully swept system's pick, by language group (%: the mean over the group's languages). One seed "
              f"and {study.lr_sweep.rows} rows per language, and each pick is the best of {len(study.lr_sweep.values)} "
              "rates on these same rows: descriptive, and biased upwards by the choice; the seeded units measure.", "",
              "| system (rate) | " + " | ".join(f"{g} ({len(m)})" for g, m in groups.items()) + " |",
              "|---|" + "---:|" * len(groups)]
-    for name, found in per_language.items():
-        lines.append(f"| {study.systems[name].label} ({picks[name]:g}) | " + " | ".join(
+    for name, (rate, found) in picks.items():
+        lines.append(f"| {study.systems[name].label} ({rate}) | " + " | ".join(
             f"{sum(found[lang]['accuracy'] for lang in members) / len(members):.1f}" for members in groups.values())
             + " |")
     return lines + [""]

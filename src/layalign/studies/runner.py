@@ -42,6 +42,7 @@ from layalign.studies.settings import Settings
 from layalign.studies.spec import PROTOCOLS, Stage, Study, System, Unit, relative_path
 
 MARKER = "unit.json"
+ZERO_GATES = "choices-zero-gates"  # the eval folder of a model with every fusion gate at zero
 PHASES_FILE = "phases.json"
 DIAGNOSTICS = Path("diagnostics") / "diagnostics.json"  # the fusion's, in a LayAlign unit's folders
 SHARED_STAGES = "stages"  # in the work folder: the stages before the task stage, per system and seed
@@ -118,16 +119,22 @@ def stage_overrides(unit: Unit, stage: Stage, settings: Settings, work: str, stu
     return out + list(settings.train_settings)
 
 
-def sweep_scores(study: Study, system: System, results: Path) -> dict[str, float | None]:
-    """Each swept rate's average accuracy of the study's first scoring on the sweep's dev rows, so far (None where
-    its sweep unit is not done)."""
-    scores: dict[str, float | None] = {}
+def sweep_results(study: Study, system: System, results: Path) -> dict[str, dict | None]:
+    """Each swept rate's results (the study's first scoring, lenient) so far, None where its sweep unit is not
+    done."""
+    found: dict[str, dict | None] = {}
     for value in study.lr_sweep.values:
         folder = results / Unit(system, study.lr_sweep.seed, value).name
         path = folder / "eval" / study.scorings[0] / "results-lenient.json"
-        scores[f"{value:g}"] = json.loads(path.read_text(encoding="utf-8"))["average"]["accuracy"] \
-            if (folder / MARKER).is_file() else None
-    return scores
+        found[f"{value:g}"] = json.loads(path.read_text(encoding="utf-8")) if (folder / MARKER).is_file() else None
+    return found
+
+
+def sweep_scores(study: Study, system: System, results: Path) -> dict[str, float | None]:
+    """Each swept rate's average accuracy of the study's first scoring on the sweep's dev rows, so far (None where
+    its sweep unit is not done)."""
+    return {rate: found["average"]["accuracy"] if found else None
+            for rate, found in sweep_results(study, system, results).items()}
 
 
 def best_rate(study: Study, scores: dict[str, float]) -> float:
@@ -293,7 +300,7 @@ def run_unit(unit: Unit, settings: Settings, study: Study, work_root: Path, resu
         # the branch's contribution, measured: the same model with every gate at zero on the same rows, and the
         # gates and layer mix against the first stage's initialisation (layalign.inspection.write_diagnostics; the
         # all-languages unit's model is a seed unit's, which wrote them)
-        zero = work / "eval" / "choices-zero-gates"
+        zero = work / "eval" / ZERO_GATES
         argv = eval_argv(unit, "choices", model, settings, study, study.relative(zero)) + ["--zero-gates"]
         phase("eval-choices-zero-gates", argv, eval_done(zero, rows), predictions=zero / "predictions.jsonl")
         if not unit.all_languages:
@@ -374,10 +381,10 @@ def collect(unit: Unit, settings: Settings, study: Study, work: Path, final: Pat
             shutil.copy2(work / "eval" / f"{scoring}-{protocol}" / "results.json", dest / f"results-{protocol}.json")
     if (work / DIAGNOSTICS).is_file():
         shutil.copytree((work / DIAGNOSTICS).parent, final / DIAGNOSTICS.parent)
-    zero = work / "eval" / "choices-zero-gates"
+    zero = work / "eval" / ZERO_GATES
     if unit.all_languages and (zero / "results.json").is_file():  # the other units keep theirs in diagnostics
-        copy_predictions(zero, final / "eval" / "choices-zero-gates")
-        shutil.copy2(zero / "results.json", final / "eval" / "choices-zero-gates" / "results-lenient.json")
+        copy_predictions(zero, final / "eval" / ZERO_GATES)
+        shutil.copy2(zero / "results.json", final / "eval" / ZERO_GATES / "results-lenient.json")
     phases = phases | {"collect": {"seconds": round(time.time() - start, 1)}}
     record = {"unit": unit.name, "system": unit.system.name, "label": unit.label, "seed": unit.seed,
               **({"learning_rate": unit.learning_rate} if unit.sweep else {}),
