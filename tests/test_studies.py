@@ -392,3 +392,36 @@ def test_a_report_shows_the_sweep_as_far_as_it_ran(tmp_path):
     assert "LayAlign's best rate then was the grid's largest" in text  # the study's note on how the grid came to be
     assert "LayAlign, encoder's last layer only |" not in text.split("## The learning-rate sweep")[1].split("##")[0]
     assert "missing (29):" in text and "layalign-lr0.001," not in text.split("missing (29):")[1].split("\n")[0]
+
+
+@needs_data
+@pytest.mark.slow
+def test_a_sweep_rate_that_diverges_is_recorded_and_never_picked(tmp_path, capsys):
+    """A learning rate so high that the loss stops being finite is a result of the sweep, not a failed unit: `layalign
+    train` exits with NonFiniteLoss's code, the unit is done with status "diverged" and no evaluation, the pick is
+    among the other rates, and the report's sweep table says so."""
+    path = write_user_study(tmp_path)
+    raw = yaml.safe_load(path.read_text())
+    raw["lr_sweep"] = {"values": [3e-3, 1e30], "steps": 3, "rows": 1}
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    assert cli(["study", "run", str(path), "--in-process", "--units", "layalign-lr0.003", "layalign-lr1e+30"]) == 0
+    assert "layalign-lr1e+30: diverged" in capsys.readouterr().out
+    units = tmp_path / "units"
+    record = json.loads((units / "layalign-lr1e+30" / "unit.json").read_text())
+    assert record["status"] == "diverged" and re.fullmatch(r"step 3: the (loss|gradient norm) is (nan|inf)",
+                                                           record["diverged"])
+    assert record["phases"]["train-task"] == {"seconds": None, "diverged": True}
+    assert "model_dir" not in record and not (units / "layalign-lr1e+30" / "eval").exists()
+    assert (units / "layalign-lr1e+30" / "train" / "task" / "train_log.jsonl").is_file()
+    study = load_study(path)
+    rate, scores = study_runner.sweep_pick(study, study.systems["layalign"], units)
+    assert rate == 3e-3 and list(scores) == ["0.003"]
+    assert json.loads((units / "lr_sweep.json").read_text())["layalign"]["diverged"] == ["1e+30"]
+    assert cli(["study", "report", str(path), "--resamples", "50"]) == 0
+    row = next(line for line in (tmp_path / "report.md").read_text().splitlines()
+               if line.startswith("| LayAlign | ") and "diverged" in line)
+    assert row.startswith(f"| LayAlign | {scores['0.003']:.1f} | diverged | 0.003 |")
+    # a seeded unit trains at the pick; every rate diverged leaves nothing to pick
+    (units / "layalign-lr0.003" / "unit.json").write_text(json.dumps({"status": "diverged", "diverged": "x"}))
+    with pytest.raises(ValueError, match="every swept rate of layalign diverged"):
+        study_runner.sweep_pick(study, study.systems["layalign"], units)

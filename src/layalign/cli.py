@@ -209,7 +209,8 @@ def cli_models_pull(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     """The one error boundary: a handler raises, and the error is reported here in one line, without a traceback:
     exit code 2 for bad input (a missing file, a malformed row, a model mismatch, an unknown name), 1 for an
-    operation that failed (a download, a checksum, the disk) or an optional dependency that is not installed."""
+    operation that failed (a download, a checksum, the disk) or an optional dependency that is not installed, or the
+    error's own `exit_code` where it has one (3: a training run diverged, training.NonFiniteLoss)."""
     args = build_parser().parse_args(argv)
     from layalign.allocator import keep_freed_memory
 
@@ -232,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
         message = err.args[0] if isinstance(err, KeyError) and err.args else err
         print(f"layalign {key}: error: {message}", file=sys.stderr)
         bad_input = isinstance(err, (FileNotFoundError, ValueError, KeyError))
-        return 2 if bad_input else 1
+        return getattr(err, "exit_code", 2 if bad_input else 1)
 
 
 if __name__ == "__main__":

@@ -173,7 +173,7 @@ def truncation(found: dict[str, dict | None]) -> str:
 def sweep_section(study: Study, results: Path) -> list[str]:
     """The learning-rate sweep: each swept system's dev accuracy per rate so far, and the rate its seeded units use
     once all its rates are done (the runner's rule, read from the sweep units themselves)."""
-    from layalign.studies.runner import best_rate, sweep_results
+    from layalign.studies.runner import DIVERGED, best_rate, sweep_results
 
     sweep = study.lr_sweep
     if sweep is None:
@@ -182,7 +182,8 @@ def sweep_section(study: Study, results: Path) -> list[str]:
     lines = ["## The learning-rate sweep", "",
              f"Every trained system's task-stage rate, picked by the same sweep: {', '.join(values)}, seed "
              f"{sweep.seed}, {sweep.steps} task steps, the first {sweep.rows} eval rows per language, scored by "
-             f"{study.scorings[0]}; the highest average accuracy wins (the smaller rate on a tie)."
+             f"{study.scorings[0]}; the highest average accuracy wins (the smaller rate on a tie; a rate whose "
+             "training diverged, a non-finite loss, never does)."
              + (f" {sweep.note}" if sweep.note else ""), "",
              "| system | " + " | ".join(values) + " | pick | inputs cut to the length limits |",
              "|---|" + "---:|" * len(values) + "---|---:|"]
@@ -191,13 +192,16 @@ def sweep_section(study: Study, results: Path) -> list[str]:
         if study.systems[name].learning_rate.same_as:
             continue  # an ablation: its source's pick (the budget table says which)
         found = sweep_results(study, study.systems[name], results)
-        done = {rate: r["average"]["accuracy"] for rate, r in found.items() if r is not None}
-        if len(done) == len(values):
-            pick = f"{best_rate(study, done):g}"
+        done = {rate: r["average"]["accuracy"] for rate, r in found.items() if r and DIVERGED not in r}
+        finished = sum(r is not None for r in found.values())
+        if finished == len(values) and done:
+            pick = f"{best_rate(done):g}"
             picks[name] = (pick, found[pick]["per_language"])
-        pick = picks[name][0] if name in picks else f"not yet swept ({len(done)} of {len(values)} rates done)"
+        pick = picks[name][0] if name in picks else "every rate diverged" if finished == len(values) else \
+            f"not yet swept ({finished} of {len(values)} rates done)"
         lines.append(f"| {study.systems[name].label} | " + " | ".join(
-            f"{done[v]:.1f}" if v in done else "–" for v in values) + f" | {pick} | {truncation(found)} |")
+            f"{done[v]:.1f}" if v in done else DIVERGED if found[v] else "–" for v in values)
+            + f" | {pick} | {truncation(found)} |")
         if name in picks and pick in (values[0], values[-1]):
             side = "smallest" if pick == values[0] else "largest"
             edges.append(f"{study.systems[name].label} ({pick}, the grid's {side})")

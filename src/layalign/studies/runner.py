@@ -15,6 +15,10 @@ an untrained system. Its phases:
                                     zero-gate run against the real one (inspection.write_diagnostics)
     collect                         the small results into the results folder, then unit.json, written last
 
+A sweep unit whose task stage diverges (a non-finite loss: `layalign train` exits with NonFiniteLoss.exit_code) is
+done, not failed: its unit.json says "diverged", it is not evaluated, and its rate is never the pick. Anywhere else a
+diverged stage fails its unit.
+
 The study's `all_languages` unit (SYSTEM-all-languages) trains nothing: once every seed of its system is done, the
 best seed's model (by the study's first scoring on the study's languages; the lower seed on a tie) is evaluated on
 every language of the benchmark, with its gates and with every gate at zero (eval-choices, rescore,
@@ -42,6 +46,7 @@ from layalign.studies.settings import Settings
 from layalign.studies.spec import PROTOCOLS, Stage, Study, System, Unit, relative_path
 
 MARKER = "unit.json"
+DIVERGED = "diverged"  # the status of a sweep unit whose training diverged, and its results' key
 ZERO_GATES = "choices-zero-gates"  # the eval folder of a model with every fusion gate at zero
 PHASES_FILE = "phases.json"
 DIAGNOSTICS = Path("diagnostics") / "diagnostics.json"  # the fusion's, in a LayAlign unit's folders
@@ -50,6 +55,14 @@ SWEEP_FILE = "lr_sweep.json"  # in the results folder: each swept system's score
 # fields of a prediction row that the committed copy leaves out: the inputs are the eval set's own text, found again
 # from the row id; everything scored stays
 BULKY_FIELDS = ("prompt", "source")
+
+
+class CommandFailed(RuntimeError):
+    """A `layalign` command exited non-zero, with this exit code."""
+
+    def __init__(self, message: str, code: int):
+        super().__init__(message)
+        self.code = code
 
 
 class Runner:
@@ -81,7 +94,7 @@ class Runner:
                 code = subprocess.run([sys.executable, "-m", "layalign", *argv], stdout=f, stderr=subprocess.STDOUT,
                                       env=env, cwd=self.root).returncode
         if code != 0:
-            raise RuntimeError(f"`layalign {shlex.join(argv)}` failed (exit {code}); see {log}")
+            raise CommandFailed(f"`layalign {shlex.join(argv)}` failed (exit {code}); see {log}", code)
 
 
 def stage_folder(unit: Unit, stage: Stage, work_root: Path) -> Path:
@@ -120,38 +133,46 @@ def stage_overrides(unit: Unit, stage: Stage, settings: Settings, work: str, stu
 
 
 def sweep_results(study: Study, system: System, results: Path) -> dict[str, dict | None]:
-    """Each swept rate's results (the study's first scoring, lenient) so far, None where its sweep unit is not
-    done."""
+    """Each swept rate's results (the study's first scoring, lenient) so far: None where its sweep unit is not done,
+    {"diverged": the error} where its training diverged."""
     found: dict[str, dict | None] = {}
     for value in study.lr_sweep.values:
         folder = results / Unit(system, study.lr_sweep.seed, value).name
         path = folder / "eval" / study.scorings[0] / "results-lenient.json"
-        found[f"{value:g}"] = json.loads(path.read_text(encoding="utf-8")) if (folder / MARKER).is_file() else None
+        record = _read_json(folder / MARKER, None)
+        found[f"{value:g}"] = None if record is None else {"diverged": record["diverged"]} if record.get(
+            "status") == DIVERGED else json.loads(path.read_text(encoding="utf-8"))
     return found
 
 
-def sweep_scores(study: Study, system: System, results: Path) -> dict[str, float | None]:
-    """Each swept rate's average accuracy of the study's first scoring on the sweep's dev rows, so far (None where
-    its sweep unit is not done)."""
-    return {rate: found["average"]["accuracy"] if found else None
-            for rate, found in sweep_results(study, system, results).items()}
+def sweep_scores(study: Study, system: System, results: Path) -> dict[str, float]:
+    """The average accuracy of the study's first scoring on the sweep's dev rows of each swept rate that finished
+    and did not diverge."""
+    return {rate: found["average"]["accuracy"] for rate, found in sweep_results(study, system, results).items()
+            if found and DIVERGED not in found}
 
 
-def best_rate(study: Study, scores: dict[str, float]) -> float:
-    """The sweep's pick: the highest score, the smaller rate on a tie."""
-    return min(study.lr_sweep.values, key=lambda v: (-scores[f"{v:g}"], v))
+def best_rate(scores: dict[str, float]) -> float:
+    """The sweep's pick among the rates scored (a rate that diverged is not among them): the highest score, the
+    smaller rate on a tie."""
+    return min(map(float, scores), key=lambda v: (-scores[f"{v:g}"], v))
 
 
 def sweep_pick(study: Study, system: System, results: Path) -> tuple[float, dict[str, float]]:
-    """The swept rate a system's seeded units train with (`best_rate` of its finished sweep), and every rate's
-    score. Writes them to lr_sweep.json in the results folder."""
-    scores = sweep_scores(study, system, results)
-    if missing := [rate for rate, score in scores.items() if score is None]:
+    """The swept rate a system's seeded units train with (`best_rate` of its finished sweep), and the score of every
+    rate that did not diverge. Writes them to lr_sweep.json in the results folder."""
+    found = sweep_results(study, system, results)
+    if missing := [rate for rate, result in found.items() if result is None]:
         raise ValueError(f"{system.name}'s learning rate is swept, but sweep unit {system.name}-lr{missing[0]} is not "
                          "done: run the sweep units first")
-    best = best_rate(study, scores)
+    scores = sweep_scores(study, system, results)
+    if not scores:
+        raise ValueError(f"every swept rate of {system.name} diverged ({', '.join(found)}): try smaller rates")
+    best = best_rate(scores)
     record = _read_json(results / SWEEP_FILE, {})
-    record[system.name] = {"scoring": study.scorings[0], "accuracy": scores, "pick": best}
+    diverged = [rate for rate in found if rate not in scores]
+    record[system.name] = {"scoring": study.scorings[0], "accuracy": scores, "pick": best,
+                           **({"diverged": diverged} if diverged else {})}
     results.mkdir(parents=True, exist_ok=True)
     (results / SWEEP_FILE).write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
     return best, scores
@@ -276,7 +297,20 @@ def run_unit(unit: Unit, settings: Settings, study: Study, work_root: Path, resu
         # a shared stage: another lane may be training it; wait, then find it done
         with FileLock(str(folder) + ".lock"):
             done = (folder / "final").is_dir()
-            phase(f"train-{stage.name}", argv, done, stage_dir=folder)
+            try:
+                phase(f"train-{stage.name}", argv, done, stage_dir=folder)
+            except CommandFailed as err:
+                from layalign.training import NonFiniteLoss
+
+                if not (unit.sweep and stage.name == "task" and err.code == NonFiniteLoss.exit_code):
+                    raise
+                # a rate too high for this system: a result of the sweep, recorded as such (not evaluated); the
+                # training log's last line says at which step and why
+                why = [r[DIVERGED] for r in read_jsonl(folder / "train_log.jsonl") if DIVERGED in r]
+                phases[f"train-{stage.name}"] = {"seconds": None, DIVERGED: True}
+                collect(unit, settings, study, work, final, phases, commands, "", runner,
+                        diverged=why[-1] if why else "the loss was not finite")
+                return final
         if stage.name != "task" and phases[f"train-{stage.name}"]["seconds"] is None:  # another unit trained it
             phases[f"train-{stage.name}"] |= {
                 "shared": study.relative(folder),
@@ -361,8 +395,10 @@ def write_diagnostics(model: Path, init: Path | None, with_gates: Path, zero_gat
 
 
 def collect(unit: Unit, settings: Settings, study: Study, work: Path, final: Path, phases: dict,
-            commands: list[dict], model: str, runner: Runner, best: dict | None = None) -> None:
-    """The small results into the results folder, unit.json last (the unit counts as done only then)."""
+            commands: list[dict], model: str, runner: Runner, best: dict | None = None,
+            diverged: str | None = None) -> None:
+    """The small results into the results folder, unit.json last (the unit counts as done only then). `diverged`:
+    the error of a sweep unit whose training diverged (no evaluation to collect)."""
     start = time.time()
     if final.exists():
         shutil.rmtree(final)  # a half-collected folder from a killed run (it has no marker)
@@ -373,7 +409,7 @@ def collect(unit: Unit, settings: Settings, study: Study, work: Path, final: Pat
         for name in ("train_log.jsonl", "train_config.yaml", "stage_result.json"):
             if (folder / name).is_file():
                 shutil.copy2(folder / name, dest / name)
-    for scoring in unit_scorings(unit, study):
+    for scoring in unit_scorings(unit, study) if diverged is None else ():
         dest = final / "eval" / scoring
         src = work / "eval" / f"{scoring}-lenient"
         copy_predictions(src, dest)
@@ -389,8 +425,10 @@ def collect(unit: Unit, settings: Settings, study: Study, work: Path, final: Pat
     record = {"unit": unit.name, "system": unit.system.name, "label": unit.label, "seed": unit.seed,
               **({"learning_rate": unit.learning_rate} if unit.sweep else {}),
               **({"best_of": best} if best else {}),
-              "status": "done", "finished": time.strftime("%Y-%m-%dT%H:%M:%S"), "phases": phases,
-              "commands": commands, "model_dir": model, "settings": settings.record(),
+              "status": "done" if diverged is None else DIVERGED, **({DIVERGED: diverged} if diverged else {}),
+              "finished": time.strftime("%Y-%m-%dT%H:%M:%S"), "phases": phases,
+              "commands": commands, **({"model_dir": model} if diverged is None else {}),
+              "settings": settings.record(),
               "machine": machine(study.root) | {"lanes": runner.lanes, "threads_per_command": runner.threads}}
     tmp = final / (MARKER + ".tmp")
     tmp.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
@@ -432,10 +470,12 @@ def run_units(units: list[Unit], settings: Settings, study: Study, work: Path, r
         started = time.time()
         print(f"[{time.strftime('%H:%M:%S')}] {unit.name}: start", flush=True)
         try:
-            run_unit(unit, settings, study, work, results, runner)
-            print(f"[{time.strftime('%H:%M:%S')}] {unit.name}: done in {(time.time() - started) / 60:.1f} min",
+            final = run_unit(unit, settings, study, work, results, runner)
+            outcome = "diverged (the sweep records it; not evaluated)" if _read_json(final / MARKER, {}).get(
+                "status") == DIVERGED else "done"
+            print(f"[{time.strftime('%H:%M:%S')}] {unit.name}: {outcome} in {(time.time() - started) / 60:.1f} min",
                   flush=True)
-        except (RuntimeError, ValueError, FileNotFoundError, OSError) as err:
+        except (RuntimeError, ValueError, FileNotFoundError, OSError) as err:  # CommandFailed included
             failures.append((unit, str(err)))
             print(f"[{time.strftime('%H:%M:%S')}] {unit.name}: FAILED: {err}", flush=True)
 

@@ -10,7 +10,8 @@ Output directory:
     fusion_init.json      a model with layer-wise fusion: its gates and layer mix before the first optimiser step
                           (`layalign.inspection`; not rewritten when a run resumes from a checkpoint)
     train_log.jsonl       one line per logged step (loss, lr, ..., elapsed_s: training time over all the
-                          stage's runs) and per dev evaluation
+                          stage's runs) and per dev evaluation; a last {"step", "diverged"} line where a step's loss
+                          or gradient norm was not finite (NonFiniteLoss: the run stops)
     checkpoints/step-N/   see `layalign.training.checkpoint`
     best/                 the adapters with the lowest dev perplexity
     final/                the adapters after the last step
@@ -52,7 +53,10 @@ from layalign.training.recipe import read_examples
 
 class NonFiniteLoss(ValueError):
     """The loss or gradient norm of a step is NaN or infinite: the step was not applied. A ValueError so that
-    `layalign train` reports it in one line (bad data or settings, not a bug)."""
+    `layalign train` reports it in one line (bad data or settings, not a bug), with an exit code of its own, so that
+    a caller (a study's learning-rate sweep) can tell a diverged run from a failed one."""
+
+    exit_code = 3
 
 
 @dataclass
@@ -136,6 +140,9 @@ def train(config: TrainConfig, resume: bool = False, model: LayAlignModel | None
         # the update was not applied: the adapters are still those of the last good step
         save(run, state)
         bar.close()
+        if run.main:  # the training log says why it stopped (a resume trims this line with the steps after it)
+            with (run.out / "train_log.jsonl").open("a", encoding="utf-8") as f:
+                f.write(json.dumps({"step": state.step + 1, "diverged": str(err)}) + "\n")
         raise NonFiniteLoss(f"{err}; stopped. The last good state (step {state.step}) is in "
                             f"{run.checkpoints}/step-{state.step}. Lower learning_rate or check the data, then "
                             "--resume.") from None
