@@ -26,7 +26,6 @@ from layalign.files import relative_to_root
 ROOT = Path(__file__).resolve().parents[1]
 SCORINGS = ("choices", "generate")
 PROTOCOLS = ("lenient", "paper")
-SEED_UNITS = "layalign-s[0-9]*/unit.json"  # LayAlign's seeded units (not its sweep units or ablations)
 
 
 def dev_scores(unit_dir: Path) -> dict:
@@ -45,20 +44,6 @@ def dev_scores(unit_dir: Path) -> dict:
                 "truncated": {lang: s["truncated"] for lang, s in results["per_language"].items()
                               if s.get("truncated")}, "lengths": results.get("lengths")}
     return scores
-
-
-def seed_scores(units: Path, study: str = "xnli") -> dict[str, float]:
-    """{unit: dev accuracy by choice scoring (lenient)} of every finished LayAlign unit, in seed order."""
-    finished = sorted((p.parent for p in units.glob(SEED_UNITS)),
-                      key=lambda d: int(d.name.split("-s")[-1]))
-    if not finished:
-        raise SystemExit(f"no finished layalign unit in {units}; run `layalign study run {study} --units layalign-s0`")
-    return {d.name: dev_scores(d)["choices"]["lenient"]["average"] for d in finished}
-
-
-def best_unit(scores: dict[str, float]) -> str:
-    """The unit of `seed_scores` with the highest dev accuracy by choice scoring (lenient); ties: lower seed."""
-    return max(scores, key=scores.get)  # max keeps the first of equals: the lower seed
 
 
 def build_card(name: str, unit_dir: Path, record: dict, scores: dict, seeds: dict[str, float],
@@ -170,6 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     from layalign.files import replace_directory
     from layalign.model.config import ADAPTER_NAME, CONFIG_NAME
     from layalign.pretrained import CARD, REGRESSION, SHIPPED_DIR
+    from layalign.studies.runner import best_seed
     from layalign.studies.spec import load_study
     from layalign.systems import load_system
 
@@ -178,9 +164,16 @@ def main(argv: list[str] | None = None) -> int:
     title = study.settings["texts"].get("short", study.benchmark)
     name = args.name or f"layalign-{study.benchmark}-e5-smollm2"
     data = args.data or str(study.root / study.settings["data"] / study.eval_data)
-    # a unit named by hand (a sweep unit, say) may ship before any seeded unit has finished
-    seeds = seed_scores(units, study.name) if args.unit is None or any(units.glob(SEED_UNITS)) else {}
-    unit_dir = units / (args.unit or best_unit(seeds))
+    # the best LayAlign seed finished so far (the study runner's rule); a unit named by hand (a sweep unit, say) may
+    # ship before any seed has finished
+    try:
+        best = best_seed(study.systems["layalign"], study, units, finished_only=True)
+    except ValueError as err:
+        if args.unit is None:
+            raise SystemExit(f"{err} (`layalign study run {study.name} --units layalign-s0`)") from None
+        best = {"accuracy": {}}
+    seeds = {unit: round(accuracy, 4) for unit, accuracy in best["accuracy"].items()}
+    unit_dir = units / (args.unit or best["unit"])
     record = json.loads((unit_dir / "unit.json").read_text("utf-8"))
     model_dir = ROOT / record["model_dir"]  # recorded relative to the repository root (an absolute one stays)
     if not (model_dir / ADAPTER_NAME).is_file():

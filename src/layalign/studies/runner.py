@@ -348,14 +348,18 @@ def run_unit(unit: Unit, settings: Settings, study: Study, work_root: Path, resu
     return final
 
 
-def best_seed(system: System, study: Study, results: Path) -> dict:
-    """The best finished seed of `system` by the study's first scoring (lenient) on the study's languages, the lower
-    seed on a tie: {"unit", "model_dir", "accuracy" (per seed unit)}. A ValueError while a seed is not done."""
+def best_seed(system: System, study: Study, results: Path, finished_only: bool = False) -> dict:
+    """The best seed of `system` by the study's first scoring (lenient) on the study's languages, the lower seed on
+    a tie: {"unit", "model_dir", "accuracy" (per seed unit)}. A ValueError while a seed is not done, or with
+    `finished_only` (shipping a model before the study ends), while none is: the best of those done so far."""
     names = [Unit(system, seed).name for seed in range(system.seeds)]
-    if missing := [name for name in names if not (results / name / MARKER).is_file()]:
+    missing = [name for name in names if not (results / name / MARKER).is_file()]
+    if missing and not finished_only:
         raise ValueError(f"{system.name}-all-languages evaluates the best of {system.name}'s {system.seeds} seeds, "
                          f"and {', '.join(missing)} {'is' if len(missing) == 1 else 'are'} not done: run "
                          f"{'it' if len(missing) == 1 else 'them'} first")
+    if not (names := [name for name in names if name not in missing]):
+        raise ValueError(f"no seed of {system.name} is done in {results}: run {Unit(system, 0).name} first")
     accuracy = {name: _read_json(results / name / "eval" / study.scorings[0] / "results-lenient.json", {})
                 ["average"]["accuracy"] for name in names}
     unit = max(names, key=accuracy.get)  # max keeps the first of equals: the lower seed
