@@ -425,3 +425,29 @@ def test_a_sweep_rate_that_diverges_is_recorded_and_never_picked(tmp_path, capsy
     (units / "layalign-lr0.003" / "unit.json").write_text(json.dumps({"status": "diverged", "diverged": "x"}))
     with pytest.raises(ValueError, match="every swept rate of layalign diverged"):
         study_runner.sweep_pick(study, study.systems["layalign"], units)
+
+
+def test_the_budget_table_reads_language_sets_and_a_planned_systems_swept_rate(tmp_path):
+    """A SIB-200 recipe names its languages by set ("task"): the table lists the set's codes, not its letters. A
+    planned system with a swept rate trains at the sweep's pick (its source's, for an ablation), shown once the sweep
+    is done; a diverged rate is never the pick."""
+    from layalign.data.flores import TASK_LANGUAGES
+    from layalign.studies.budget import planned_stages, schedule, stage_data
+
+    task = " ".join(TASK_LANGUAGES)
+    assert stage_data({"train_data": [{"langs": "task"}]}, {}).startswith(f"{len(TASK_LANGUAGES)} languages ({task})")
+    assert stage_data({"train_data": [{"langs": ["eng_Latn", "task"]}]}, {}).startswith(
+        f"{len(TASK_LANGUAGES) + 1} languages (eng_Latn {task})")
+    study = load_study("sib200")
+    settings, results = settings_for(study).record(), tmp_path / "units"
+    ablation = study.systems["layalign-last-layer"]
+    assert schedule(planned_stages(ablation, study, settings, results)["task"][0]) == "swept, not picked yet"
+    for value, accuracy in zip(study.lr_sweep.values, (40.0, 55.0, 50.0, None, 30.0), strict=True):
+        folder = results / f"layalign-lr{value:g}"
+        (folder / "eval" / "choices").mkdir(parents=True)
+        (folder / "unit.json").write_text(json.dumps({"status": "diverged", "diverged": "step 9: the loss is nan"}
+                                                     if accuracy is None else {"status": "done"}))
+        (folder / "eval" / "choices" / "results-lenient.json").write_text(json.dumps({"average": {"accuracy":
+                                                                                                   accuracy}}))
+    assert schedule(planned_stages(ablation, study, settings, results)["task"][0]).startswith(
+        f"{study.lr_sweep.values[1]:g}, cosine")

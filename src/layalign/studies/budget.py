@@ -10,13 +10,14 @@ from pathlib import Path
 
 import yaml
 
+from layalign.studies.runner import DIVERGED, best_rate, sweep_results
 from layalign.studies.spec import Study, System
 
 
-def budget_section(systems: dict[str, list[dict]], study: Study, measure: tuple[str, str], settings: dict
-                   ) -> list[str]:
+def budget_section(systems: dict[str, list[dict]], study: Study, measure: tuple[str, str], settings: dict,
+                   results: Path) -> list[str]:
     """One row per system, from its first finished unit (the seeds of a system share their recipe); a system
-    without one is read from its recipes and the study's settings, marked planned."""
+    without one is read from its recipes, the study's settings and the sweep's pick in `results`, marked planned."""
     lines = ["## What each system was given", "",
              "Read from each system's first finished unit: the training config as run (train_config.yaml), which "
              "checkpoint the stage kept (stage_result.json), and the evaluation's truncation counts; the trainable "
@@ -27,7 +28,7 @@ def budget_section(systems: dict[str, list[dict]], study: Study, measure: tuple[
     notes = []
     for name, system in study.systems.items():
         record = systems[name][0] if name in systems else None
-        stages = stage_records(record["folder"]) if record else planned_stages(system, study, settings)
+        stages = stage_records(record["folder"]) if record else planned_stages(system, study, settings, results)
         steps = " + ".join(f"{stage} {result.get('step', '?')}" for stage, (_, result) in stages.items()) or "none"
         data = "; ".join(f"{stage}: {stage_data(config, result)}" for stage, (config, result) in stages.items())
         rates = "; ".join(f"{stage}: {schedule(config)}" for stage, (config, _) in stages.items())
@@ -62,9 +63,10 @@ def stage_records(folder: Path) -> dict[str, tuple[dict, dict]]:
     return out
 
 
-def planned_stages(system: System, study: Study, settings: dict) -> dict[str, tuple[dict, dict]]:
-    """What a system's stages will be given, from its recipes, their overrides and the study's steps: the same
-    shape as `stage_records` (the step a stage will end at, the checkpoint its recipe selects)."""
+def planned_stages(system: System, study: Study, settings: dict, results: Path) -> dict[str, tuple[dict, dict]]:
+    """What a system's stages will be given, from its recipes, their overrides, the study's steps and, for a swept
+    rate, the sweep's pick (until the sweep is done: "swept, not picked yet"): the same shape as `stage_records` (the
+    step a stage will end at, the checkpoint its recipe selects)."""
     out = {}
     for stage in system.stages:
         config = recipe_defaults() | (yaml.safe_load((study.recipes / stage.recipe).read_text(encoding="utf-8")) or {})
@@ -77,6 +79,11 @@ def planned_stages(system: System, study: Study, settings: dict) -> dict[str, tu
             target[leaf] = yaml.safe_load(value)
         steps = settings["steps"] if stage.name == "task" else (settings.get("stage1_steps")
                                                                  or config.get("max_steps"))
+        policy = system.learning_rate
+        if stage.name == "task" and policy is not None and policy.swept and study.lr_sweep is not None:
+            found = sweep_results(study, study.systems.get(policy.same_as, system), results)
+            scores = {rate: r["average"]["accuracy"] for rate, r in found.items() if r and DIVERGED not in r}
+            config["learning_rate"] = best_rate(scores) if scores and all(found.values()) else None
         out[stage.name] = (config, {"step": steps, "select": config.get("select", "best"),
                                     "model": config.get("select", "best")})
     return out
@@ -93,9 +100,14 @@ def recipe_defaults() -> dict:
 
 def stage_data(config: dict, result: dict) -> str:
     """"8 languages (en de ...), 1,000 sampled each, 80 held out for dev; 2,400 examples seen (300 x 8)"."""
+    from layalign.data.flores import LANGUAGE_SETS
+
     parts = []
     for source in config.get("train_data") or []:
-        langs = source.get("langs") or []
+        # codes, or the names of Flores-200 sets (SIB-200 readers): "task" is six languages, not four letters
+        given = source.get("langs") or []
+        langs = [code for item in ([given] if isinstance(given, str) else given)
+                 for code in (LANGUAGE_SETS.get(item) or [item])]
         each = source.get("sample") or source.get("limit")
         parts.append(f"{len(langs)} language{'s' if len(langs) != 1 else ''} ({' '.join(langs)})"
                      + (f", up to {each:,} each" if each else ""))
@@ -109,6 +121,8 @@ def stage_data(config: dict, result: dict) -> str:
 def schedule(config: dict) -> str:
     if "learning_rate" not in config:
         return "not recorded"
+    if config["learning_rate"] is None:  # a planned stage whose rate the sweep has not picked yet
+        return "swept, not picked yet"
     warmup = config.get("warmup_ratio")
     return (f"{config['learning_rate']:g}, {config.get('lr_scheduler', 'cosine')}"
             + (f" after {100 * warmup:g} % warm-up" if warmup else ""))
@@ -173,8 +187,6 @@ def truncation(found: dict[str, dict | None]) -> str:
 def sweep_section(study: Study, results: Path) -> list[str]:
     """The learning-rate sweep: each swept system's dev accuracy per rate so far, and the rate its seeded units use
     once all its rates are done (the runner's rule, read from the sweep units themselves)."""
-    from layalign.studies.runner import DIVERGED, best_rate, sweep_results
-
     sweep = study.lr_sweep
     if sweep is None:
         return []

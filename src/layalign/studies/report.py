@@ -362,7 +362,7 @@ def write_report(units: list[Unit], study: Study, results: Path, out: Path, resa
     lines = header(units, done, missing, study)
     if done:
         systems = by_system(done, study)
-        lines += budget_section(systems, study, shown[0][:2], settings_for(study).record())
+        lines += budget_section(systems, study, shown[0][:2], settings_for(study).record(), results)
     lines += sweep_section(study, results)  # the sweep's own units, finished before any seeded one
     lines += units_section(units, done, missing, study)
     if done:
