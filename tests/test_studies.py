@@ -451,3 +451,26 @@ def test_the_budget_table_reads_language_sets_and_a_planned_systems_swept_rate(t
                                                                                                    accuracy}}))
     assert schedule(planned_stages(ablation, study, settings, results)["task"][0]).startswith(
         f"{study.lr_sweep.values[1]:g}, cosine")
+
+
+def test_a_difference_is_called_better_only_where_it_holds_over_seeds():
+    """Over items a gap can be clear while the seeds are one each (their noise unmeasured) or disagree: the report
+    says what the seeds run scored, and calls a system better only where the gap also holds over seeds."""
+    from layalign.evaluation.statistics import Interval
+    from layalign.studies.report import Pair, difference_sentence
+
+    study = load_study("sib200")
+    items = Interval(0.119, 0.071, 0.168, 0.95, 99, 47, 1000, 0.0001)
+    over_seeds = Interval(0.12, 0.05, 0.19, 0.95, None, None, None, 0.01, (3, 3), 4.0)
+    unit = {"unit": "u"}
+    one = difference_sentence(Pair("layalign", "mindmerger", items, None, 0.0003), study,
+                              {"layalign": [unit], "mindmerger": [unit]})
+    assert one.startswith("LayAlign scores higher than MindMerger on the seeds run: +11.9 points")
+    assert "better" not in one
+    assert "(1 vs 1 seeds: the seed noise is not measured, so this is no verdict on the systems yet)" in one
+    three = {"layalign": [unit] * 3, "mindmerger": [unit] * 3}
+    held = difference_sentence(Pair("layalign", "mindmerger", items, over_seeds, 0.0003, 0.01), study, three)
+    assert held.startswith("LayAlign is better than MindMerger: +11.9 points") and "holds after the correction" in held
+    not_held = difference_sentence(Pair("layalign", "mindmerger", items, over_seeds, 0.0003, 0.2), study, three)
+    assert not_held.startswith("LayAlign scores higher than MindMerger on the seeds run")
+    assert "does not hold after the correction" in not_held and "no verdict on the systems" in not_held

@@ -219,16 +219,22 @@ def findings_section(done: dict[str, dict], pairs: dict[tuple[str, str], list[Pa
 
 
 def difference_sentence(pair: Pair, study: Study, systems: dict[str, list[dict]]) -> str:
+    """A difference over items, called a system being better only where it also holds over seeds; otherwise what
+    the seeds run scored (the seed noise may be larger than the gap: on XNLI, one system's seeds spread 9.6 points)."""
     la, lb = study.systems[pair.a].label, study.systems[pair.b].label
-    word = "better" if pair.items.difference > 0 else "worse"
-    text = (f"{la} is {word} than {lb}: {100 * pair.items.difference:+.1f} points, 95 % interval "
-            f"{bounds(pair.items)} over {pair.items.items} items, adjusted p {pvalue(pair.items_p)}")
+    seeds = f"{len(systems[pair.a])} vs {len(systems[pair.b])} seeds"
+    numbers = (f"{100 * pair.items.difference:+.1f} points, 95 % interval {bounds(pair.items)} over "
+               f"{pair.items.items} items, adjusted p {pvalue(pair.items_p)}")
+    if pair.holds_over_seeds:
+        word = "better" if pair.items.difference > 0 else "worse"
+        return (f"{la} is {word} than {lb}: {numbers}; over seeds it holds after the correction "
+                f"({bounds(pair.seeds)}, adjusted p {pvalue(pair.seeds_p)}, {seeds}).")
+    word = "higher" if pair.items.difference > 0 else "lower"
+    text = f"{la} scores {word} than {lb} on the seeds run: {numbers}"
     if pair.seeds is None:
-        return text + f" ({len(systems[pair.a])} vs {len(systems[pair.b])} seeds: the seed noise is not measured)."
-    held = "holds" if pair.holds_over_seeds else "does not hold"
-    return (text + f"; over seeds it {held} after the correction ({bounds(pair.seeds)}, adjusted p "
-            f"{pvalue(pair.seeds_p)}, "
-            f"{len(systems[pair.a])} vs {len(systems[pair.b])} seeds).")
+        return text + f" ({seeds}: the seed noise is not measured, so this is no verdict on the systems yet)."
+    return (text + f"; over seeds it does not hold after the correction ({bounds(pair.seeds)}, adjusted p "
+            f"{pvalue(pair.seeds_p)}, {seeds}), so this is no verdict on the systems.")
 
 
 def measure_name(measure: tuple[str, str, str]) -> str:
