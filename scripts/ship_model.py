@@ -47,7 +47,8 @@ def dev_scores(unit_dir: Path) -> dict:
 
 
 def build_card(name: str, unit_dir: Path, record: dict, scores: dict, seeds: dict[str, float],
-               benchmark: str = "xnli", study: str = "xnli", title: str = "XNLI") -> dict:
+               benchmark: str = "xnli", study: str = "xnli", title: str = "XNLI", planned: int | None = None) -> dict:
+    """The card: the unit's record and scores; `seeds`, the finished seeds it was chosen from, of `planned`."""
     train = {}
     stages = [p.removeprefix("train-") for p in record["phases"] if p.startswith("train-")]  # in training order
     for stage_dir in (unit_dir / "train" / stage for stage in stages):
@@ -70,7 +71,7 @@ def build_card(name: str, unit_dir: Path, record: dict, scores: dict, seeds: dic
         "phases": record["phases"],
         "settings": record["settings"], "machine": record["machine"], "benchmark": benchmark, "dev": scores,
         # chosen on the same dev rows it is scored on: its score is the best of the seeds, not what a seed gets
-        "selected_from": {"by": f"{title} dev accuracy, choice scoring", "seeds": seeds},
+        "selected_from": {"by": f"{title} dev accuracy, choice scoring", "seeds": seeds, "planned_seeds": planned},
     }, ROOT)
 
 
@@ -130,7 +131,12 @@ def sweep_note(card: dict) -> list[str]:
 
 
 def selection_note(card: dict, title: str = "XNLI") -> list[str]:
-    seeds = (card.get("selected_from") or {}).get("seeds") or {}
+    selected = card.get("selected_from") or {}
+    seeds, planned = selected.get("seeds") or {}, selected.get("planned_seeds")
+    if len(seeds) == 1 and planned and planned > 1:  # shipped before the study's other seeds finished
+        return [f"The only one of the study's {planned} planned seeds finished when it shipped ({title} dev, choice "
+                f"scoring: {next(iter(seeds.values())):.1f}); once the others finish, `python scripts/ship_model.py "
+                f"--study {card.get('study', 'xnli')}` ships the best of them.", ""]
     if len(seeds) < 2:
         return []
     mean = sum(seeds.values()) / len(seeds)
@@ -178,7 +184,8 @@ def main(argv: list[str] | None = None) -> int:
     model_dir = ROOT / record["model_dir"]  # recorded relative to the repository root (an absolute one stays)
     if not (model_dir / ADAPTER_NAME).is_file():
         raise SystemExit(f"{model_dir} (the unit's model) is not here: ship on the machine that ran {unit_dir.name}")
-    card = build_card(name, unit_dir, record, dev_scores(unit_dir), seeds, study.benchmark, study.name, title)
+    card = build_card(name, unit_dir, record, dev_scores(unit_dir), seeds, study.benchmark, study.name, title,
+                      planned=study.systems["layalign"].seeds)
 
     def build(folder: Path) -> None:
         for file in (ADAPTER_NAME, CONFIG_NAME):
