@@ -10,7 +10,7 @@ from pathlib import Path
 
 import yaml
 
-from layalign.studies.runner import DIVERGED, best_rate, sweep_results
+from layalign.studies.runner import DIVERGED, finished_pick, sweep_results, sweep_scores
 from layalign.studies.spec import Study, System
 
 
@@ -81,9 +81,8 @@ def planned_stages(system: System, study: Study, settings: dict, results: Path) 
                                                                  or config.get("max_steps"))
         policy = system.learning_rate
         if stage.name == "task" and policy is not None and policy.swept and study.lr_sweep is not None:
-            found = sweep_results(study, study.systems.get(policy.same_as, system), results)
-            scores = {rate: r["average"]["accuracy"] for rate, r in found.items() if r and DIVERGED not in r}
-            config["learning_rate"] = best_rate(scores) if scores and all(found.values()) else None
+            config["learning_rate"] = finished_pick(sweep_results(study, study.systems.get(policy.same_as, system),
+                                                                  results))
         out[stage.name] = (config, {"step": steps, "select": config.get("select", "best"),
                                     "model": config.get("select", "best")})
     return out
@@ -204,11 +203,9 @@ def sweep_section(study: Study, results: Path) -> list[str]:
         if study.systems[name].learning_rate.same_as:
             continue  # an ablation: its source's pick (the budget table says which)
         found = sweep_results(study, study.systems[name], results)
-        done = {rate: r["average"]["accuracy"] for rate, r in found.items() if r and DIVERGED not in r}
-        finished = sum(r is not None for r in found.values())
-        if finished == len(values) and done:
-            pick = f"{best_rate(done):g}"
-            picks[name] = (pick, found[pick]["per_language"])
+        done, finished = sweep_scores(found), sum(r is not None for r in found.values())
+        if (rate := finished_pick(found)) is not None:
+            picks[name] = (f"{rate:g}", found[f"{rate:g}"]["per_language"])
         pick = picks[name][0] if name in picks else "every rate diverged" if finished == len(values) else \
             f"not yet swept ({finished} of {len(values)} rates done)"
         lines.append(f"| {study.systems[name].label} | " + " | ".join(

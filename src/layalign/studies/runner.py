@@ -145,17 +145,24 @@ def sweep_results(study: Study, system: System, results: Path) -> dict[str, dict
     return found
 
 
-def sweep_scores(study: Study, system: System, results: Path) -> dict[str, float]:
-    """The average accuracy of the study's first scoring on the sweep's dev rows of each swept rate that finished
-    and did not diverge."""
-    return {rate: found["average"]["accuracy"] for rate, found in sweep_results(study, system, results).items()
-            if found and DIVERGED not in found}
+def sweep_scores(found: dict[str, dict | None]) -> dict[str, float]:
+    """The average accuracy, on the sweep's dev rows, of each rate in `found` (`sweep_results`) that finished and
+    did not diverge."""
+    return {rate: result["average"]["accuracy"] for rate, result in found.items()
+            if result and DIVERGED not in result}
 
 
 def best_rate(scores: dict[str, float]) -> float:
     """The sweep's pick among the rates scored (a rate that diverged is not among them): the highest score, the
     smaller rate on a tie."""
     return min(map(float, scores), key=lambda v: (-scores[f"{v:g}"], v))
+
+
+def finished_pick(found: dict[str, dict | None]) -> float | None:
+    """The sweep's pick from `found` (`sweep_results`) once every rate has finished; None before, or where every
+    rate diverged."""
+    scores = sweep_scores(found)
+    return best_rate(scores) if scores and None not in found.values() else None
 
 
 def sweep_pick(study: Study, system: System, results: Path) -> tuple[float, dict[str, float]]:
@@ -165,7 +172,7 @@ def sweep_pick(study: Study, system: System, results: Path) -> tuple[float, dict
     if missing := [rate for rate, result in found.items() if result is None]:
         raise ValueError(f"{system.name}'s learning rate is swept, but sweep unit {system.name}-lr{missing[0]} is not "
                          "done: run the sweep units first")
-    scores = sweep_scores(study, system, results)
+    scores = sweep_scores(found)
     if not scores:
         raise ValueError(f"every swept rate of {system.name} diverged ({', '.join(found)}): try smaller rates")
     best = best_rate(scores)
