@@ -140,9 +140,9 @@ def train(config: TrainConfig, resume: bool = False, model: LayAlignModel | None
         # the update was not applied: the adapters are still those of the last good step
         save(run, state)
         bar.close()
-        if run.main:  # the training log says why it stopped (a resume trims this line with the steps after it)
-            with (run.out / "train_log.jsonl").open("a", encoding="utf-8") as f:
-                f.write(json.dumps({"step": state.step + 1, "diverged": str(err)}) + "\n")
+        # the training log says why it stopped (a resume trims this line with the steps after it); a message is no
+        # metric for the trackers
+        _log(run, {"step": state.step + 1, "diverged": str(err)}, trackers=False)
         raise NonFiniteLoss(f"{err}; stopped. The last good state (step {state.step}) is in "
                             f"{run.checkpoints}/step-{state.step}. Lower learning_rate or check the data, then "
                             "--resume.") from None
@@ -382,11 +382,12 @@ def cli_train(args: Any) -> int:
     return 0
 
 
-def _log(run: Run, record: dict[str, Any]) -> None:
+def _log(run: Run, record: dict[str, Any], trackers: bool = True) -> None:
+    """One line of train_log.jsonl (the main process), and the record to the trackers unless `trackers=False`."""
     if run.main:
         with (run.out / "train_log.jsonl").open("a", encoding="utf-8") as f:
             f.write(json.dumps(record) + "\n")
-    if run.accelerator.trackers:
+    if trackers and run.accelerator.trackers:
         run.accelerator.log({k: v for k, v in record.items() if k != "step" and v is not None}, step=record["step"])
 
 
