@@ -161,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     from layalign.files import replace_directory
     from layalign.model.config import ADAPTER_NAME, CONFIG_NAME
     from layalign.pretrained import CARD, REGRESSION, SHIPPED_DIR
-    from layalign.studies.runner import best_seed
+    from layalign.studies.runner import best_seed, seed_counts
     from layalign.studies.spec import load_study
     from layalign.systems import load_system
 
@@ -185,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
     if not (model_dir / ADAPTER_NAME).is_file():
         raise SystemExit(f"{model_dir} (the unit's model) is not here: ship on the machine that ran {unit_dir.name}")
     card = build_card(name, unit_dir, record, dev_scores(unit_dir), seeds, study.benchmark, study.name, title,
-                      planned=study.systems["layalign"].seeds)
+                      planned=seed_counts(study, units)["layalign"])
 
     def build(folder: Path) -> None:
         for file in (ADAPTER_NAME, CONFIG_NAME):

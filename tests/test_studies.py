@@ -132,6 +132,9 @@ def test_a_one_stage_system_refuses_a_two_stage_recipe(tmp_path):
     ({"systems": [{"name": "a", "stages": [{"name": "task", "recipe": "t.yaml"}]}]}, "fixes it with a reason"),
     ({"lr_sweep": {"steps": 3}}, "lr_sweep needs values"),
     ({"scorings": ["vibes"]}, "scorings"),
+    ({"more_seeds": {"over": 2.0}}, "more_seeds is"),
+    ({"more_seeds": {"over": -1, "seeds": 5}}, "more_seeds is"),
+    ({"equivalence_margin": "small"}, "equivalence_margin is a number"),
 ])
 def test_a_bad_study_file_fails_in_one_line_naming_it(tmp_path, change, message):
     path = tmp_path / "bad.yaml"
@@ -474,3 +477,72 @@ def test_a_difference_is_called_better_only_where_it_holds_over_seeds():
     not_held = difference_sentence(Pair("layalign", "mindmerger", items, over_seeds, 0.0003, 0.2), study, three)
     assert not_held.startswith("LayAlign scores higher than MindMerger on the seeds run")
     assert "does not hold after the correction" in not_held and "no verdict on the systems" in not_held
+
+
+def finished_seed(results: Path, unit: str, accuracy: float) -> None:
+    """A seeded unit's marker and its first scoring's average, as the runner leaves them."""
+    (results / unit / "eval" / "choices").mkdir(parents=True)
+    (results / unit / "unit.json").write_text(json.dumps({"status": "done", "model_dir": f"runs/{unit}/final"}))
+    (results / unit / "eval" / "choices" / "results-lenient.json").write_text(
+        json.dumps({"average": {"accuracy": accuracy}}))
+
+
+def test_a_system_whose_seeds_spread_gets_more_seeds(tmp_path):
+    """The SIB-200 study's rule: 3 seeds, 5 for a system whose 3 spread more than 2 points, decided once all 3 are
+    done. The plan, the best seed (which waits for the added ones) and the report's Units section follow it."""
+    from layalign.studies.report import seeds_rule
+
+    study, results = load_study("sib200"), tmp_path / "units"
+    assert study.settings["more_seeds"] == {"over": 2.0, "seeds": 5}
+    for seed, accuracy in enumerate((60.0, 63.0, 61.0)):  # spread 3.0
+        finished_seed(results, f"layalign-s{seed}", accuracy)
+    for seed, accuracy in enumerate((50.0, 52.0)):  # not all done: not decided yet
+        finished_seed(results, f"mindmerger-s{seed}", accuracy)
+    for seed, accuracy in enumerate((40.0, 41.5, 42.0)):  # spread 2.0: not more than 2
+        finished_seed(results, f"llm-lora-s{seed}", accuracy)
+    counts = study_runner.seed_counts(study, results)
+    assert counts["layalign"] == 5 and counts["mindmerger"] == 3 and counts["llm-lora"] == 3
+    names = [u.name for u in plan(study, counts)]
+    assert {"layalign-s3", "layalign-s4"} <= set(names) and "mindmerger-s3" not in names
+    assert "llm-lora-s3" not in names and names[-1] == "layalign-all-languages"
+    with pytest.raises(ValueError, match="layalign-s3, layalign-s4 are not done"):
+        study_runner.best_seed(study.systems["layalign"], study, results)
+    best = study_runner.best_seed(study.systems["layalign"], study, results, finished_only=True)
+    assert best["unit"] == "layalign-s1"
+    text = " ".join(seeds_rule(study, results))
+    assert "(3 per trained system), and 5 for a system whose seeds spread more than 2 points" in text
+    assert "LayAlign's 3 seeds spread 3.0 points: seeds 3-4 are added." in text
+    assert "LLM + LoRA's 3 seeds spread 2.0 points." in text and "MindMerger's" not in text
+
+
+def test_a_verdict_is_an_order_over_items_and_seeds_or_no_difference_within_the_margin():
+    """The goal's verdicts: an order where both levels differ after the correction; "no difference" only where
+    neither does and both intervals lie inside the study's margin (1.5 points); otherwise no verdict, with why."""
+    from layalign.evaluation.statistics import Interval
+    from layalign.studies.report import Pair, verdict_text, verdicts_lines
+
+    study = load_study("sib200")
+    assert study.settings["equivalence_margin"] == 1.5
+
+    def interval(low: float, high: float, p: float) -> Interval:
+        return Interval((low + high) / 2, low, high, 0.95, 99, 47, 1000, p)
+
+    clear, tight, wide = interval(0.07, 0.17, 0.0001), interval(-0.008, 0.012, 0.6), interval(-0.01, 0.03, 0.3)
+    pairs = [Pair("layalign", "mindmerger", clear, clear, 0.0003, 0.003, 0.015),  # an order
+             Pair("layalign", "langbridge", tight, tight, 0.6, 0.6, 0.015),  # no difference
+             Pair("mindmerger", "langbridge", tight, wide, 0.6, 0.6, 0.015),  # the seeds reach +3.0
+             Pair("llm-lora", "langbridge", clear, None, 0.0003, None, 0.015),  # one seed
+             Pair("mindmerger", "llm-lora", clear, wide, 0.0003, 0.6, 0.015)]  # items only
+    assert [p.ordered for p in pairs] == [True, False, False, False, False]
+    assert [p.equivalent for p in pairs] == [False, True, False, False, False]
+    assert verdict_text(pairs[1]) == "no difference: both intervals inside ±1.5"
+    assert verdict_text(pairs[2]) == "no difference shown; an interval reaches past ±1.5"
+    text = "\n".join(verdicts_lines(pairs, study))
+    assert "inside ±1.5 points): 2 of 5 pairs." in text
+    assert "- LayAlign above MindMerger: +12.0 points (items [+7.0, +17.0], seeds [+7.0, +17.0])" in text
+    assert "- no difference between LayAlign and LangBridge: +0.2 points" in text
+    assert "MindMerger vs LangBridge (no difference shown, but an interval reaches 3.0 points, past ±1.5)" in text
+    assert "LLM + LoRA vs LangBridge (a trained system has one seed: the seed noise is not measured)" in text
+    assert "MindMerger vs LLM + LoRA (differs over items, not over seeds)" in text
+    # without a margin a pair that does not differ is never called the same
+    assert not Pair("layalign", "langbridge", tight, tight, 0.6, 0.6).equivalent

@@ -56,15 +56,16 @@ def add_study_commands(parser: argparse.ArgumentParser) -> None:
 
 
 def cli_study(args: argparse.Namespace) -> int:
-    from layalign.studies.runner import finish_command, run_units, status
+    from layalign.studies.runner import finish_command, run_units, seed_counts, status
     from layalign.studies.settings import settings_for
     from layalign.studies.spec import load_study, parse_unit, plan
 
     study = load_study(args.study)
-    seeds = dict(_seed_option(s) for s in args.seeds or [])
-    units = [parse_unit(u, study) for u in args.units] if args.units else plan(study, seeds)
     work = (args.work or (study.dry_work if args.dry_run else study.work)).resolve()
     results = (args.results or ((study.dry_work / "units") if args.dry_run else study.results)).resolve()
+    # the seeds: the study's, more where a system's seeds spread (more_seeds), or the command line's
+    seeds = seed_counts(study, results) | dict(_seed_option(s) for s in args.seeds or [])
+    units = [parse_unit(u, study) for u in args.units] if args.units else plan(study, seeds)
     if args.study_command == "status":
         done, missing = status(units, results)
         print(f"done ({len(done)}): {' '.join(u.name for u in done) or '-'}")

@@ -36,7 +36,7 @@ from layalign.evaluation.statistics import (
 )
 from layalign.studies.budget import budget_section
 from layalign.studies.groups import groups_section
-from layalign.studies.runner import MARKER, finish_command, read_jsonl, study_argument
+from layalign.studies.runner import MARKER, finish_command, read_jsonl, seed_counts, seed_spread, study_argument
 from layalign.studies.sections import (
     by_system,
     commands_section,
@@ -65,6 +65,7 @@ class Pair:
     seeds: Interval | None
     items_p: float = 1.0
     seeds_p: float | None = None
+    margin: float | None = None  # the study's equivalence margin, as a fraction (0.015 for 1.5 points)
 
     @property
     def differs(self) -> bool:
@@ -73,6 +74,19 @@ class Pair:
     @property
     def holds_over_seeds(self) -> bool:
         return self.seeds is not None and verdict(self.seeds_p, self.seeds, ALPHA) == DIFFERS
+
+    @property
+    def ordered(self) -> bool:
+        """A verdict of order: the pair differs over items and over seeds, each after Holm's correction."""
+        return self.differs and self.holds_over_seeds
+
+    @property
+    def equivalent(self) -> bool:
+        """A verdict of no difference: the pair differs neither over items nor over seeds, and both 95 % intervals
+        lie inside ±margin (two one-sided tests at 2.5 % each; no verdict where the seed noise is unmeasured)."""
+        return (self.margin is not None and self.seeds is not None and not self.differs
+                and not self.holds_over_seeds
+                and all(-self.margin < i.low and i.high < self.margin for i in (self.items, self.seeds)))
 
 
 def measures(study: Study) -> list[tuple[str, str, str]]:
@@ -122,7 +136,9 @@ def paired_differences(systems: dict[str, list[dict]], study: Study, scoring: st
     items_p = holm([f[2].p_value for f in found]) if found else []
     seeded = [i for i, f in enumerate(found) if f[3] is not None]
     seeds_p = dict(zip(seeded, holm([found[i][3].p_value for i in seeded]), strict=True)) if seeded else {}
-    return [Pair(a, b, item, seed, items_p[i], seeds_p.get(i)) for i, (a, b, item, seed) in enumerate(found)]
+    margin = study.settings["equivalence_margin"]
+    margin = None if margin is None else margin / 100
+    return [Pair(a, b, item, seed, items_p[i], seeds_p.get(i), margin) for i, (a, b, item, seed) in enumerate(found)]
 
 
 def seed_interval(a, b, name_a: str, name_b: str, study: Study) -> Interval | None:
@@ -158,8 +174,10 @@ def pairs_section(systems: dict[str, list[dict]], pairs: list[Pair], resamples: 
 
 
 def verdict_text(pair: Pair) -> str:
+    if pair.equivalent:
+        return f"no difference: both intervals inside ±{100 * pair.margin:g}"
     if not pair.differs:
-        return "no difference shown"
+        return "no difference shown" + (f"; an interval reaches past ±{100 * pair.margin:g}" if pair.margin else "")
     if pair.seeds is None:
         return "differs over items; seeds not measurable"
     return "differs, holds over seeds" if pair.holds_over_seeds else "differs over items, not over seeds"
@@ -207,6 +225,8 @@ def findings_section(done: dict[str, dict], pairs: dict[tuple[str, str], list[Pa
                       f"{len(found)} pairs, so not findings: "
                       + "; ".join(f"{label[p.a].label} vs {label[p.b].label} ({100 * p.items.difference:+.1f}, "
                                   f"{bounds(p.items)}, adjusted p {pvalue(p.items_p)})" for p in near) + ".", ""]
+    if study.settings["equivalence_margin"] is not None:
+        lines += verdicts_lines(pairs[first], study)
     planned = {name: sum(u.system.name == name and not u.sweep and not u.all_languages for u in units)
                for name in systems}
     fewer = [label[name].label for name, records in systems.items() if len(records) < planned[name]]
@@ -216,6 +236,40 @@ def findings_section(done: dict[str, dict], pairs: dict[tuple[str, str], list[Pa
                      if fewer else "")
                   + "systems without a finished unit are absent from these sentences.", ""]
     return lines
+
+
+def verdicts_lines(pairs: list[Pair], study: Study) -> list[str]:
+    """Which pairs of the study's first measure have a verdict: an order, or no difference within the margin; and
+    why each other pair has none yet."""
+    label = {name: s.label for name, s in study.systems.items()}
+    margin = study.settings["equivalence_margin"]
+    ordered = [p for p in pairs if p.ordered]
+    same = [p for p in pairs if p.equivalent]
+    lines = [f"**Verdicts** (an order that holds over items and over seeds after the correction, or no difference "
+             f"with both 95 % intervals inside ±{margin:g} points): {len(ordered) + len(same)} of {len(pairs)} "
+             "pairs.", ""]
+    lines += [f"- {label[p.a]} {'above' if p.items.difference > 0 else 'below'} {label[p.b]}: "
+              f"{100 * p.items.difference:+.1f} points (items {bounds(p.items)}, seeds {bounds(p.seeds)})"
+              for p in ordered]
+    lines += [f"- no difference between {label[p.a]} and {label[p.b]}: {100 * p.items.difference:+.1f} points "
+              f"(items {bounds(p.items)}, seeds {bounds(p.seeds)})" for p in same]
+    open_pairs = [p for p in pairs if not p.ordered and not p.equivalent]
+    if open_pairs:
+        lines += ([""] if ordered or same else []) + [
+            "No verdict yet: " + "; ".join(f"{label[p.a]} vs {label[p.b]} ({why_open(p)})" for p in open_pairs)
+            + "."]
+    return lines + [""]
+
+
+def why_open(pair: Pair) -> str:
+    if pair.seeds is None:
+        return "a trained system has one seed: the seed noise is not measured"
+    if pair.differs:
+        return "differs over items, not over seeds"
+    if pair.holds_over_seeds:
+        return "differs over seeds, not over items"
+    reach = max(abs(v) for i in (pair.items, pair.seeds) for v in (i.low, i.high))
+    return f"no difference shown, but an interval reaches {100 * reach:.1f} points, past ±{100 * pair.margin:g}"
 
 
 def difference_sentence(pair: Pair, study: Study, systems: dict[str, list[dict]]) -> str:
@@ -329,13 +383,36 @@ def header(units: list[Unit], done: dict[str, dict], missing: list[Unit], study:
     return lines
 
 
-def units_section(units: list[Unit], done: dict[str, dict], missing: list[Unit], study: Study) -> list[str]:
+def units_section(units: list[Unit], done: dict[str, dict], missing: list[Unit], study: Study,
+                  results: Path) -> list[str]:
     lines = ["## Units", "", f"- done ({len(done)}): {', '.join(done) or '-'}",
              f"- missing ({len(missing)}): {', '.join(u.name for u in missing) or '-'}", ""]
+    lines += seeds_rule(study, results)
     if missing:
         lines += ["Finish them with:", "", "```bash", finish_command(missing, study),
                   f"layalign study report {study_argument(study)}", "```", ""]
     return lines
+
+
+def seeds_rule(study: Study, results: Path) -> list[str]:
+    """The study's rule for more seeds, and which systems it has given more (`runner.seed_counts`)."""
+    rule = study.settings["more_seeds"]
+    if not rule:
+        return []
+    label = {name: s.label for name, s in study.systems.items()}
+    counts = seed_counts(study, results)
+    given = {s.seeds for s in study.systems.values() if s.seeded}
+    lines = [f"Seeds: as the study file sets them{f' ({given.pop()} per trained system)' if len(given) == 1 else ''}"
+             f", and {rule['seeds']} for a system whose seeds spread more than {rule['over']:g} points (max - min of "
+             f"their average accuracy by {measure_name(measures(study)[0])}), decided once they are all done."]
+    for name, count in counts.items():
+        spread = seed_spread(study.systems[name], study, results)
+        if spread is None:
+            continue
+        planned = study.systems[name].seeds
+        lines[-1] += (f" {label[name]}'s {planned} seeds spread {spread:.1f} points"
+                      + (f": seeds {planned}-{count - 1} are added." if count > planned else "."))
+    return lines + [""]
 
 
 def normalised(settings: dict, study: Study) -> dict:
@@ -370,7 +447,7 @@ def write_report(units: list[Unit], study: Study, results: Path, out: Path, resa
         systems = by_system(done, study)
         lines += budget_section(systems, study, shown[0][:2], settings_for(study).record(), results)
     lines += sweep_section(study, results)  # the sweep's own units, finished before any seeded one
-    lines += units_section(units, done, missing, study)
+    lines += units_section(units, done, missing, study, results)
     if done:
         pairs = {m[:2]: paired_differences(systems, study, m[0], m[1], resamples) for m in shown}
         lines += findings_section(done, pairs, units, missing, study)

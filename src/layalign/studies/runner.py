@@ -355,20 +355,49 @@ def run_unit(unit: Unit, settings: Settings, study: Study, work_root: Path, resu
     return final
 
 
+def seed_accuracy(unit: str, study: Study, results: Path) -> float:
+    """A finished unit's average accuracy (%) by the study's first scoring (lenient) on the study's languages."""
+    return _read_json(results / unit / "eval" / study.scorings[0] / "results-lenient.json", {})["average"]["accuracy"]
+
+
+def seed_spread(system: System, study: Study, results: Path) -> float | None:
+    """How far apart (points, max - min) the average accuracies of `system`'s seeds in the study file lie; None until
+    every one of them is done."""
+    names = [Unit(system, seed).name for seed in range(system.seeds)]
+    if system.seeds < 2 or not all((results / name / MARKER).is_file() for name in names):
+        return None
+    accuracies = [seed_accuracy(name, study, results) for name in names]
+    return max(accuracies) - min(accuracies)
+
+
+def seed_counts(study: Study, results: Path) -> dict[str, int]:
+    """Each trained system's seeds: the study file's, or the study's `more_seeds.seeds` once those are all done and
+    spread more than `more_seeds.over` points (the noise of that system's training is then too large to judge it on
+    a few seeds)."""
+    rule = study.settings["more_seeds"]
+    counts = {name: s.seeds for name, s in study.systems.items() if s.seeded}
+    for name in counts if rule else ():
+        spread = seed_spread(study.systems[name], study, results)
+        if spread is not None and spread > rule["over"]:
+            counts[name] = max(counts[name], rule["seeds"])
+    return counts
+
+
 def best_seed(system: System, study: Study, results: Path, finished_only: bool = False) -> dict:
     """The best seed of `system` by the study's first scoring (lenient) on the study's languages, the lower seed on
-    a tie: {"unit", "model_dir", "accuracy" (per seed unit)}. A ValueError while a seed is not done, or with
-    `finished_only` (shipping a model before the study ends), while none is: the best of those done so far."""
-    names = [Unit(system, seed).name for seed in range(system.seeds)]
+    a tie: {"unit", "model_dir", "accuracy" (per seed unit)}. A ValueError while a planned seed (seed_counts) is not
+    done, or with `finished_only` (shipping a model before the study ends), while none is: the best of those done so
+    far."""
+    planned = seed_counts(study, results)[system.name]
+    names = [Unit(system, seed).name for seed in range(planned)]
     missing = [name for name in names if not (results / name / MARKER).is_file()]
     if missing and not finished_only:
-        raise ValueError(f"{system.name}-all-languages evaluates the best of {system.name}'s {system.seeds} seeds, "
+        raise ValueError(f"{system.name}-all-languages evaluates the best of {system.name}'s {planned} seeds, "
                          f"and {', '.join(missing)} {'is' if len(missing) == 1 else 'are'} not done: run "
                          f"{'it' if len(missing) == 1 else 'them'} first")
     if not (names := [name for name in names if name not in missing]):
         raise ValueError(f"no seed of {system.name} is done in {results}: run {Unit(system, 0).name} first")
-    accuracy = {name: _read_json(results / name / "eval" / study.scorings[0] / "results-lenient.json", {})
-                ["average"]["accuracy"] for name in names}
+    accuracy = {name: seed_accuracy(name, study, results) for name in names}
     unit = max(names, key=accuracy.get)  # max keeps the first of equals: the lower seed
     record = _read_json(results / unit / MARKER, {})
     return {"unit": unit, "model_dir": record["model_dir"], "accuracy": accuracy}

@@ -25,7 +25,7 @@ DEFAULTS: dict[str, Any] = {
     "max_prompt_length": 160, "llm": None, "train_settings": [], "finish_lanes": 1, "lr_sweep": None,
     "dry": {"steps": 2, "stage1_steps": 2, "dev_size": 8, "rows": 2, "languages": ["en", "sw"]},
     "title": None, "models": None, "texts": {}, "order": None, "groups": None, "gain_over": None,
-    "all_languages": None,
+    "all_languages": None, "more_seeds": None, "equivalence_margin": None,
 }
 KNOWN = set(DEFAULTS) | {"name", "benchmark", "systems", "recipes", "work", "results", "report"}
 
@@ -220,6 +220,7 @@ def load_study(name_or_path: str | Path) -> Study:
             raise StudyError(f"{where}: {system.name} takes the swept rate of {source!r}, which is not a trained "
                              "system that sweeps its own rate")
     _check_groups(settings, systems, where)
+    _check_verdict_rules(settings, where)
     best = settings["all_languages"]
     if best is not None and (best not in systems or not systems[best].seeded):
         raise StudyError(f"{where}: all_languages names {best!r}, which is not a trained system of the study")
@@ -252,6 +253,24 @@ def _check_groups(settings: dict, systems: dict[str, System], where: str) -> Non
     if base is not None and (base not in systems or not systems[base].seeded):
         trained = ", ".join(n for n, s in systems.items() if s.seeded)
         raise StudyError(f"{where}: gain_over {base!r} is not a trained system of the study ({trained})")
+
+
+def _check_verdict_rules(settings: dict, where: str) -> None:
+    """more_seeds: {over: POINTS, seeds: N}, the seeds of a system whose planned seeds spread more than POINTS;
+    equivalence_margin: POINTS, within which a pair that does not differ is called no difference."""
+    rule = settings["more_seeds"]
+    if rule is not None:
+        try:
+            over, count = float(rule["over"]), int(rule["seeds"])
+        except (KeyError, TypeError, ValueError):
+            over = count = None
+        if over is None or over <= 0 or count < 2 or set(rule) != {"over", "seeds"}:
+            raise StudyError(f"{where}: more_seeds is {{over: POINTS, seeds: N}}, e.g. {{over: 2.0, seeds: 5}}: a "
+                             "trained system whose planned seeds spread more than POINTS gets N seeds")
+        settings["more_seeds"] = {"over": over, "seeds": count}
+    margin = settings["equivalence_margin"]
+    if margin is not None and (isinstance(margin, bool) or not isinstance(margin, int | float) or margin <= 0):
+        raise StudyError(f"{where}: equivalence_margin is a number of points above 0 (e.g. 1.5), not {margin!r}")
 
 
 def _under(root: Path, path: str) -> Path:
