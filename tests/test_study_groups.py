@@ -55,6 +55,26 @@ def test_groups_average_languages_per_seed_and_gains_are_differences_of_seed_mea
     assert "](fig/gain-choices-lenient.png)" in text
 
 
+def test_gains_are_split_where_the_baselines_inputs_were_mostly_cut(tmp_path):
+    """A language where the baseline's inputs were cut on more than half of the rows (here hau: 60 of 99) gets its
+    own median gain: a fused system's gain there may be its encoder reading what the baseline's LLM never saw."""
+    study = load_study(write_study(tmp_path, gain_over="llm-lora"))
+
+    def cut_record(accuracies: dict[str, float], truncated: dict[str, int]) -> dict:
+        rec = record(accuracies)
+        for lang, count in truncated.items():
+            rec["results"]["choices", "lenient"]["per_language"][lang] |= {"n": 99, "truncated": count}
+        return rec
+
+    cut = {"eng_Latn": 0, "swh_Latn": 49, "hau_Latn": 60, "yor_Latn": 0}  # 49 of 99: not more than half
+    systems = {"llm-lora": [cut_record({"eng_Latn": 80, "swh_Latn": 40, "hau_Latn": 20, "yor_Latn": 30}, cut)],
+               "layalign": [cut_record({"eng_Latn": 78, "swh_Latn": 50, "hau_Latn": 60, "yor_Latn": 36}, cut)]}
+    text = "\n".join(groups_section(systems, study, ("choices", "lenient", "x"), LANGS, tmp_path, tmp_path))
+    # gains: eng -2, swh +10, hau +40, yor +6; the other three's median is +6
+    assert ("- Where LLM + LoRA's inputs were cut to the length limits on more than half of the rows (1 language: "
+            "hau_Latn), the median gain is: LayAlign +40.0; in the other 3 languages: LayAlign +6.0.") in text
+
+
 def test_a_study_without_groups_shows_neither(tmp_path):
     study = load_study(write_study(tmp_path))
     assert groups_section({"layalign": [record(dict.fromkeys(LANGS, 50.0))]}, study,

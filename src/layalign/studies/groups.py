@@ -96,9 +96,34 @@ def gain_section(systems: dict[str, list[dict]], study: Study, measure: tuple[st
         lines.append(f"- {study.systems[name].label} ({len(systems[name])} seed(s)): above in {above} of "
                      f"{len(values)} languages, below in {below}; median {stats.median(values):+.1f}, from "
                      f"{values[0]:+.1f} ({min(gain, key=gain.get)}) to {values[-1]:+.1f} ({max(gain, key=gain.get)})")
+    lines += truncation_split(gains, systems[base], base_label, study, (scoring, protocol))
     chart = figures / f"gain-{scoring}-{protocol}.png"
     gain_chart(chart, gains, {n: study.systems[n].label for n in gains}, groups, f"gain over {base_label}, {title}")
     return lines + ["", f"![gain over {base_label}, {title}]({link(chart, out_dir)})", ""]
+
+
+def truncation_split(gains: dict[str, dict[str, float]], base: list[dict], base_label: str, study: Study,
+                     measure: tuple[str, str]) -> list[str]:
+    """The median gains where the baseline's inputs were mostly cut to the length limits against the rest: a gain
+    there may be the encoder reading what the baseline's LLM never saw, not the method."""
+    per_language = base[0]["results"][measure]["per_language"]  # every seed reads the same inputs
+    langs = next(iter(gains.values()))
+    cut = [lang for lang in langs if per_language[lang].get("truncated", 0) > per_language[lang].get("n", 0) / 2]
+    rest = [lang for lang in langs if lang not in cut]
+    if not cut or not rest:
+        return []
+
+    def medians(members: list[str]) -> str:
+        return ", ".join(f"{study.systems[name].label} {stats.median(gain[lang] for lang in members):+.1f}"
+                         for name, gain in gains.items())
+
+    return [f"- Where {base_label}'s inputs were cut to the length limits on more than half of the rows "
+            f"({plural(len(cut), 'language')}: {' '.join(cut)}), the median gain is: {medians(cut)}; in the other "
+            f"{plural(len(rest), 'language')}: {medians(rest)}."]
+
+
+def plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
 
 
 def gain_chart(path: Path, gains: dict[str, dict[str, float]], labels: dict[str, str],
