@@ -541,8 +541,10 @@ def test_a_verdict_is_an_order_over_items_and_seeds_or_no_difference_within_the_
     assert "inside ±1.5 points): 2 of 5 pairs." in text
     assert "- LayAlign above MindMerger: +12.0 points (items [+7.0, +17.0], seeds [+7.0, +17.0])" in text
     assert "- no difference between LayAlign and LangBridge: +0.2 points" in text
-    assert "MindMerger vs LangBridge (no difference shown, but an interval reaches 3.0 points, past ±1.5)" in text
-    assert "LLM + LoRA vs LangBridge (a trained system has one seed: the seed noise is not measured)" in text
-    assert "MindMerger vs LLM + LoRA (differs over items, not over seeds)" in text
+    assert "No verdict yet for 3 pairs." in text
+    assert ("No difference shown, but an interval reaches past ±1.5 points (how far in brackets): MindMerger vs "
+            "LangBridge (3.0).") in text
+    assert "A trained system has one seed, so the seed noise is not measured: LLM + LoRA vs LangBridge." in text
+    assert "They differ over items, not over seeds: MindMerger vs LLM + LoRA." in text
     # without a margin a pair that does not differ is never called the same
     assert not Pair("layalign", "langbridge", tight, tight, 0.6, 0.6).equivalent

@@ -255,21 +255,27 @@ def verdicts_lines(pairs: list[Pair], study: Study) -> list[str]:
               f"(items {bounds(p.items)}, seeds {bounds(p.seeds)})" for p in same]
     open_pairs = [p for p in pairs if not p.ordered and not p.equivalent]
     if open_pairs:
+        reasons: dict[str, list[str]] = {}
+        for p in open_pairs:
+            reason, detail = why_open(p)
+            reasons.setdefault(reason, []).append(f"{label[p.a]} vs {label[p.b]}{detail}")
         lines += ([""] if ordered or same else []) + [
-            "No verdict yet: " + "; ".join(f"{label[p.a]} vs {label[p.b]} ({why_open(p)})" for p in open_pairs)
-            + "."]
+            f"No verdict yet for {len(open_pairs)} pair{'s' if len(open_pairs) > 1 else ''}. "
+            + " ".join(f"{reason}: {'; '.join(names)}." for reason, names in reasons.items())]
     return lines + [""]
 
 
-def why_open(pair: Pair) -> str:
+def why_open(pair: Pair) -> tuple[str, str]:
+    """Why a pair has no verdict (a sentence shared by pairs alike), and what is the pair's own ("" or a number)."""
     if pair.seeds is None:
-        return "a trained system has one seed: the seed noise is not measured"
+        return "A trained system has one seed, so the seed noise is not measured", ""
     if pair.differs:
-        return "differs over items, not over seeds"
+        return "They differ over items, not over seeds", ""
     if pair.holds_over_seeds:
-        return "differs over seeds, not over items"
+        return "They differ over seeds, not over items", ""
     reach = max(abs(v) for i in (pair.items, pair.seeds) for v in (i.low, i.high))
-    return f"no difference shown, but an interval reaches {100 * reach:.1f} points, past ±{100 * pair.margin:g}"
+    return (f"No difference shown, but an interval reaches past ±{100 * pair.margin:g} points (how far in "
+            "brackets)", f" ({100 * reach:.1f})")
 
 
 def difference_sentence(pair: Pair, study: Study, systems: dict[str, list[dict]]) -> str:
