@@ -11,6 +11,7 @@ from pathlib import Path
 import yaml
 
 from layalign.studies.runner import DIVERGED, finished_pick, sweep_results, sweep_scores
+from layalign.studies.sections import plural
 from layalign.studies.spec import Study, System
 
 
@@ -108,7 +109,7 @@ def stage_data(config: dict, result: dict) -> str:
         langs = [code for item in ([given] if isinstance(given, str) else given)
                  for code in (LANGUAGE_SETS.get(item) or [item])]
         each = source.get("sample") or source.get("limit")
-        parts.append(f"{len(langs)} language{'s' if len(langs) != 1 else ''} ({' '.join(langs)})"
+        parts.append(f"{plural(len(langs), 'language')} ({' '.join(langs)})"
                      + (f", up to {each:,} each" if each else ""))
     batch = config.get("batch_size", 0) * config.get("gradient_accumulation_steps", 1)
     steps = result.get("step")

@@ -106,6 +106,8 @@ def truncation_split(gains: dict[str, dict[str, float]], base: list[dict], base_
                      measure: tuple[str, str]) -> list[str]:
     """The median gains where the baseline's inputs were mostly cut to the length limits against the rest: a gain
     there may be the encoder reading what the baseline's LLM never saw, not the method."""
+    from layalign.studies.sections import plural
+
     per_language = base[0]["results"][measure]["per_language"]  # every seed reads the same inputs
     langs = next(iter(gains.values()))
     cut = [lang for lang in langs if per_language[lang].get("truncated", 0) > per_language[lang].get("n", 0) / 2]
@@ -120,10 +122,6 @@ def truncation_split(gains: dict[str, dict[str, float]], base: list[dict], base_
     return [f"- Where {base_label}'s inputs were cut to the length limits on more than half of the rows "
             f"({plural(len(cut), 'language')}: {' '.join(cut)}), the median gain is: {medians(cut)}; in the other "
             f"{plural(len(rest), 'language')}: {medians(rest)}."]
-
-
-def plural(n: int, word: str) -> str:
-    return f"{n} {word}{'' if n == 1 else 's'}"
 
 
 def gain_chart(path: Path, gains: dict[str, dict[str, float]], labels: dict[str, str],

@@ -36,13 +36,14 @@ from layalign.evaluation.statistics import (
 )
 from layalign.studies.budget import budget_section
 from layalign.studies.groups import groups_section
-from layalign.studies.runner import MARKER, finish_command, read_jsonl, seed_counts, seed_spread, study_argument
+from layalign.studies.runner import MARKER, finish_command, read_jsonl, seed_counts, seed_spreads, study_argument
 from layalign.studies.sections import (
     by_system,
     commands_section,
     fmt,
     fusion_section,
     link,
+    plural,
     spread_chart,
     training_section,
     wall_time_section,
@@ -260,7 +261,7 @@ def verdicts_lines(pairs: list[Pair], study: Study) -> list[str]:
             reason, detail = why_open(p)
             reasons.setdefault(reason, []).append(f"{label[p.a]} vs {label[p.b]}{detail}")
         lines += ([""] if ordered or same else []) + [
-            f"No verdict yet for {len(open_pairs)} pair{'s' if len(open_pairs) > 1 else ''}. "
+            f"No verdict yet for {plural(len(open_pairs), 'pair')}. "
             + " ".join(f"{reason}: {'; '.join(names)}." for reason, names in reasons.items())]
     return lines + [""]
 
@@ -406,14 +407,14 @@ def seeds_rule(study: Study, results: Path) -> list[str]:
     if not rule:
         return []
     label = {name: s.label for name, s in study.systems.items()}
-    counts = seed_counts(study, results)
+    spreads = seed_spreads(study, results)
+    counts = seed_counts(study, results, spreads)
     given = {s.seeds for s in study.systems.values() if s.seeded}
     lines = [f"Seeds: as the study file sets them{f' ({given.pop()} per trained system)' if len(given) == 1 else ''}"
              f", and {rule['seeds']} for a system whose seeds spread more than {rule['over']:g} points (max - min of "
              f"their average accuracy by {measure_name(measures(study)[0])}), decided once they are all done."]
     for name, count in counts.items():
-        spread = seed_spread(study.systems[name], study, results)
-        if spread is None:
+        if (spread := spreads[name]) is None:
             continue
         planned = study.systems[name].seeds
         lines[-1] += (f" {label[name]}'s {planned} seeds spread {spread:.1f} points"

@@ -370,16 +370,22 @@ def seed_spread(system: System, study: Study, results: Path) -> float | None:
     return max(accuracies) - min(accuracies)
 
 
-def seed_counts(study: Study, results: Path) -> dict[str, int]:
+def seed_spreads(study: Study, results: Path) -> dict[str, float | None]:
+    """`seed_spread` of every trained system."""
+    return {name: seed_spread(s, study, results) for name, s in study.systems.items() if s.seeded}
+
+
+def seed_counts(study: Study, results: Path, spreads: dict[str, float | None] | None = None) -> dict[str, int]:
     """Each trained system's seeds: the study file's, or the study's `more_seeds.seeds` once those are all done and
     spread more than `more_seeds.over` points (the noise of that system's training is then too large to judge it on
-    a few seeds)."""
+    a few seeds). `spreads`: `seed_spreads`, where the caller has read them already."""
     rule = study.settings["more_seeds"]
     counts = {name: s.seeds for name, s in study.systems.items() if s.seeded}
-    for name in counts if rule else ():
-        spread = seed_spread(study.systems[name], study, results)
-        if spread is not None and spread > rule["over"]:
-            counts[name] = max(counts[name], rule["seeds"])
+    if rule:
+        spreads = seed_spreads(study, results) if spreads is None else spreads
+        for name, spread in spreads.items():
+            if spread is not None and spread > rule["over"]:
+                counts[name] = max(counts[name], rule["seeds"])
     return counts
 
 

@@ -202,6 +202,11 @@ def link(path: Path, out_dir: Path) -> str:
     return Path(os.path.relpath(path, out_dir)).as_posix()
 
 
+def plural(n: int, word: str) -> str:
+    """"1 language", "2 languages"."""
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
 def fmt(value: float | None) -> str:
     return "–" if value is None else f"{value:.1f}"
 
