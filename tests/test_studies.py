@@ -22,7 +22,7 @@ from layalign.evaluation import evaluate, load_predictions, rescore
 from layalign.studies import StudyError, load_study, parse_unit, plan
 from layalign.studies import runner as study_runner
 from layalign.studies.report import normalised
-from layalign.studies.runner import check_recipe, eval_argv, relative_command, stage_overrides
+from layalign.studies.runner import check_recipe, eval_argv, provisional, relative_command, stage_overrides
 from layalign.studies.sections import wall_time_section
 from layalign.studies.settings import settings_for
 from layalign.studies.spec import relative_path
@@ -202,11 +202,23 @@ def test_a_users_study_runs_resumes_and_reports_with_relative_paths(tmp_path, mo
     # with every gate at zero, no training
     every = json.loads((units / "layalign-all-languages" / "unit.json").read_text())
     assert every["best_of"]["unit"] == "layalign-s0" and every["model_dir"] == "work/layalign-s0/task/final"
+    assert every["best_of"]["planned"] == 1 and not provisional(every)
     assert list(every["phases"]) == ["eval-choices", "rescore", "eval-choices-zero-gates", "collect"]
+    # its evaluations started from the seed's own on the study's languages (en, sw: 2 rows each), which a new run
+    # would write again: the same model, settings and rows, batches of one language
+    assert {"phase": "reuse", "command": "rows of layalign-s0's own evaluations copied: choices-lenient 4, "
+            "choices-zero-gates 4"} in every["commands"]
+    seed_rows = {"choices": (units / "layalign-s0" / "eval" / "choices" / "predictions.jsonl").read_text(),
+                 "choices-zero-gates": (tmp_path / "work" / "layalign-s0" / "eval" / "choices-zero-gates" /
+                                        "predictions.jsonl").read_text()}
     for folder in ("choices", "choices-zero-gates"):
         rows = (units / "layalign-all-languages" / "eval" / folder / "predictions.jsonl").read_text().splitlines()
         assert len(rows) == 2 * 15 and {json.loads(r)["lang"] for r in rows} == set(get_task("xnli").languages)
+        seed = [json.loads(r) for r in seed_rows[folder].splitlines()]
+        assert [json.loads(r) for r in rows[:4]] == [{k: v for k, v in r.items() if k not in ("prompt", "source")}
+                                                     for r in seed]
     assert not (units / "layalign-all-languages" / "train").exists()
+    assert (tmp_path / "work" / "layalign-all-languages" / "layalign-s0" / "eval").is_dir()  # keyed by the seed
 
     # the sweep ran short (1 step, 1 row per language), and the seeded unit trained with its pick
     sweep = json.loads((units / "lr_sweep.json").read_text())["layalign"]
@@ -280,6 +292,47 @@ def test_a_users_study_runs_resumes_and_reports_with_relative_paths(tmp_path, mo
     assert "| layalign-s0 | translation | 2 |" in text and "§ A stage trained once" in text
     section = text.split("## Every language: the best seed of LayAlign")[1]
     assert "layalign-s0, the best of 1 seeds" in section and "| every language (15) | 15 |" in section
+
+
+@needs_data
+@pytest.mark.slow
+def test_the_every_language_unit_can_run_on_the_best_seed_so_far_and_runs_again_once_the_seeds_are_done(
+        tmp_path, capsys):
+    path = write_user_study(tmp_path)
+    study = yaml.safe_load(path.read_text())
+    study["systems"][1]["seeds"] = 2
+    study["languages"] = ["en"]
+    path.write_text(yaml.safe_dump(study, sort_keys=False))
+    every = tmp_path / "units" / "layalign-all-languages" / "unit.json"
+    assert cli(["study", "run", str(path), "--in-process", "--units", "layalign-lr0.003", "layalign-lr0.001",
+                "layalign-s0"]) == 0
+    capsys.readouterr()
+    # without the flag it waits for the missing seed, and says how not to
+    assert cli(["study", "run", str(path), "--in-process", "--units", "layalign-all-languages"]) == 1
+    assert "layalign-s1 is not done" in capsys.readouterr().err and not every.exists()
+    assert cli(["study", "run", str(path), "--in-process", "--units", "layalign-all-languages", "--best-so-far"]) == 0
+    first = json.loads(every.read_text())
+    assert provisional(first) and first["best_of"]["unit"] == "layalign-s0" and first["best_of"]["planned"] == 2
+    capsys.readouterr()
+    assert cli(["study", "status", str(path)]) == 0
+    assert "layalign-all-languages" in capsys.readouterr().out.split("missing")[1]  # provisional: still missing
+    assert cli(["study", "report", str(path), "--resamples", "50"]) == 0
+    section = (tmp_path / "report.md").read_text().split("## Every language: the best seed of LayAlign")[1]
+    assert "**Provisional:** run with `--best-so-far` when 1 of LayAlign's 2 seeds were done" in section
+    assert "layalign-s0, the best of 1 seeds" in section
+
+    # the seed done, the unit runs again on the final best: the same seed only collects, a new one is evaluated
+    assert cli(["study", "run", str(path), "--in-process", "--units", "layalign-s1", "layalign-all-languages"]) == 0
+    final = json.loads(every.read_text())
+    assert not provisional(final) and set(final["best_of"]["accuracy"]) == {"layalign-s0", "layalign-s1"}
+    if final["best_of"]["unit"] == "layalign-s0":
+        assert final["phases"]["eval-choices"] == first["phases"]["eval-choices"]  # not evaluated again
+    else:
+        assert final["phases"]["eval-choices"]["seconds"] is not None
+    assert (tmp_path / "work" / "layalign-all-languages" / final["best_of"]["unit"] / "eval").is_dir()
+    capsys.readouterr()
+    assert cli(["study", "status", str(path)]) == 0
+    assert "layalign-all-languages" not in capsys.readouterr().out.split("missing")[1]
 
 
 def test_a_dry_run_takes_the_studys_tiny_sizes_into_its_own_folder(capsys):

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from layalign.data.flores import ENCODER_LANGUAGES, FLORES_CODE, SCRIPTS, script
 from layalign.evaluation.statistics import aligned, correctness, paired_bootstrap
-from layalign.studies.runner import MARKER, ZERO_GATES, finish_command, read_jsonl
+from layalign.studies.runner import MARKER, ZERO_GATES, finish_command, provisional, read_jsonl
 from layalign.studies.spec import Study, Unit
 
 MIN_SCRIPT = 5  # a script's own row needs this many languages
@@ -41,9 +41,15 @@ def all_languages_section(units: list[Unit], study: Study, results: Path, resamp
     lines = [f"## Every language: the best seed of {unit.system.label}", ""]
     if not (folder / MARKER).is_file():
         return lines + [f"Not run yet. Once every seed of {unit.system.label} is done: "
-                        f"`{finish_command([unit], study)}`.", ""]
+                        f"`{finish_command([unit], study)}` (before then, with `--best-so-far`, on the best seed so "
+                        "far).", ""]
     record = json.loads((folder / MARKER).read_text(encoding="utf-8"))
     best = record["best_of"]
+    if provisional(record):
+        lines += [f"**Provisional:** run with `--best-so-far` when {len(best['accuracy'])} of {unit.system.label}'s "
+                  f"{best['planned']} seeds were done. Once every seed is, `{finish_command([unit], study)}` runs it "
+                  "again: it only collects where the best seed is the same, and evaluates the new best where not.",
+                  ""]
     with_gates = read_jsonl(folder / "eval" / "choices" / "predictions.jsonl")
     zero = read_jsonl(folder / "eval" / ZERO_GATES / "predictions.jsonl")
     (a, b), _, langs = aligned([[correctness(with_gates)], [correctness(zero)]])

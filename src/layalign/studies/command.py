@@ -2,6 +2,7 @@
 
     layalign study run xnli                            # every unit not yet finished (hours on 2 CPU cores)
     layalign study run xnli --units layalign-s0 mindmerger-s0 --lanes 2
+    layalign study run sib200 --units layalign-all-languages --best-so-far   # before every seed is done: provisional
     layalign study run xnli --dry-run --units layalign-s0 llm-prompted    # tiny sizes, a separate folder
     layalign study status xnli                         # which units are done, and the command for the rest
     layalign study report xnli                         # the report from the finished units
@@ -50,6 +51,9 @@ def add_study_commands(parser: argparse.ArgumentParser) -> None:
                      help="dtype of the frozen encoder and LLM in evaluation, the same for every system")
     run.add_argument("--device", default=None,
                      help="e.g. cuda: device=... to every `layalign train`, --device to every `layalign evaluate`")
+    run.add_argument("--best-so-far", action="store_true",
+                     help="the all-languages unit on the best seed done so far, before every seed is: provisional, "
+                          "it runs again once they are (and evaluates again only if the best seed changed)")
     run.add_argument("--in-process", action="store_true", help="run the commands in this process (tests)")
     rep.add_argument("--out", type=Path, default=None, help="the report (default: the study's)")
     rep.add_argument("--resamples", type=int, default=10_000)
@@ -83,7 +87,7 @@ def cli_study(args: argparse.Namespace) -> int:
     given = {key: getattr(args, key) for key in RUN_OPTIONS}
     failures = run_units(units, settings_for(study, args.dry_run, **given), study, work, results, lanes=args.lanes,
                          threads=args.threads,
-                         execute=args.cli_main if args.in_process else None)
+                         execute=args.cli_main if args.in_process else None, best_so_far=args.best_so_far)
     for unit, message in failures:
         print(f"{unit.name} failed: {message}", file=sys.stderr)
     return 1 if failures else 0

@@ -36,7 +36,15 @@ from layalign.evaluation.statistics import (
 )
 from layalign.studies.budget import budget_section
 from layalign.studies.groups import groups_section
-from layalign.studies.runner import MARKER, finish_command, read_jsonl, seed_counts, seed_spreads, study_argument
+from layalign.studies.runner import (
+    MARKER,
+    finish_command,
+    read_jsonl,
+    seed_counts,
+    seed_spreads,
+    study_argument,
+    unit_done,
+)
 from layalign.studies.sections import (
     by_system,
     commands_section,
@@ -447,7 +455,7 @@ def write_report(units: list[Unit], study: Study, results: Path, out: Path, resa
 
     done = load_units(units, study, results)
     missing = [u for u in units if u.name not in done
-               and not ((u.sweep or u.all_languages) and (results / u.name / MARKER).is_file())]
+               and not ((u.sweep or u.all_languages) and unit_done(u, results))]
     figures, texts, shown = results.parent, study.settings["texts"], measures(study)
     lines = header(units, done, missing, study)
     if done:

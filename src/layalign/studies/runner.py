@@ -22,7 +22,11 @@ diverged stage fails its unit.
 The study's `all_languages` unit (SYSTEM-all-languages) trains nothing: once every seed of its system is done, the
 best seed's model (by the study's first scoring on the study's languages; the lower seed on a tie) is evaluated on
 every language of the benchmark, with its gates and with every gate at zero (eval-choices, rescore,
-eval-choices-zero-gates).
+eval-choices-zero-gates). Its evaluations start from the best seed's own on the study's languages (the same model,
+rows and settings: the rows a new run would write), and its work folder is keyed by that seed. With `best_so_far`
+(`layalign study run ... --best-so-far`) it runs before every seed is done, on the best seed so far; its unit.json
+then says so (`provisional`), the unit still counts as missing, and once the seeds are done it runs again: it only
+collects, where the best seed has not changed.
 
 Commands run from the study's root, and every path they and the records name is relative to it. A phase already
 finished is skipped; a unit with its unit.json is done.
@@ -49,6 +53,7 @@ MARKER = "unit.json"
 DIVERGED = "diverged"  # the status of a sweep unit whose training diverged, and its results' key
 ZERO_GATES = "choices-zero-gates"  # the eval folder of a model with every fusion gate at zero
 PHASES_FILE = "phases.json"
+REUSED_FILE = "reused.json"  # an all-languages unit's: the rows its evaluations took from its best seed's
 DIAGNOSTICS = Path("diagnostics") / "diagnostics.json"  # the fusion's, in a LayAlign unit's folders
 SHARED_STAGES = "stages"  # in the work folder: the stages before the task stage, per system and seed
 SWEEP_FILE = "lr_sweep.json"  # in the results folder: each swept system's scores and pick
@@ -245,13 +250,44 @@ def unit_scorings(unit: Unit, study: Study) -> tuple[str, ...]:
     return study.scorings[:1] if unit.sweep else study.scorings
 
 
-def expected_rows(unit: Unit, settings: Settings, study: Study) -> int:
+def eval_examples(unit: Unit, settings: Settings, study: Study) -> dict[str, list]:
+    """The eval rows a unit scores, by language."""
     from layalign.tasks import get_task
 
-    examples = get_task(study.benchmark).read(str(study.root / settings.data / study.eval_data),
-                                              langs=unit_languages(unit, settings, study),
-                                              limit=eval_rows(unit, settings, study))
-    return sum(len(v) for v in examples.values())
+    return get_task(study.benchmark).read(str(study.root / settings.data / study.eval_data),
+                                          langs=unit_languages(unit, settings, study),
+                                          limit=eval_rows(unit, settings, study))
+
+
+def expected_rows(unit: Unit, settings: Settings, study: Study) -> int:
+    return sum(len(v) for v in eval_examples(unit, settings, study).values())
+
+
+# the settings that decide an evaluation's rows: a seed unit's rows are reused only where all of them agree
+EVAL_SETTINGS = ("data", "limit", "choice_batch", "generate_batch", "max_new_tokens", "max_source_length",
+                 "max_prompt_length", "eval_dtype", "device")
+
+
+def reuse_seed_predictions(best: dict, settings: Settings, work_root: Path, results_root: Path, work: Path,
+                           folders: list[str], examples: dict[str, list]) -> dict[str, int]:
+    """Start an all-languages unit's evaluations (`folders` of its work folder) from its best seed's own, on the
+    languages both score: the same model and settings, and batches never hold two languages, so these are the rows
+    a new run would write. Only into an evaluation not begun; returns the rows copied per folder."""
+    seed_settings = _read_json(results_root / best["unit"] / MARKER, {}).get("settings", {})
+    if any(seed_settings.get(key) != value for key, value in settings.record().items() if key in EVAL_SETTINGS):
+        return {}
+    wanted = {(ex.lang, ex.id) for rows in examples.values() for ex in rows}
+    copied = {}
+    for folder in folders:
+        src, dest = work_root / best["unit"] / "eval" / folder, work / "eval" / folder
+        if not (src / "predictions.jsonl").is_file() or (dest / "predictions.jsonl").exists():
+            continue
+        rows = [row for row in read_jsonl(src / "predictions.jsonl") if (row["lang"], row["id"]) in wanted]
+        dest.mkdir(parents=True, exist_ok=True)
+        (dest / "predictions.jsonl").write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows),
+                                                encoding="utf-8")
+        copied[folder] = len(rows)
+    return copied
 
 
 def eval_done(out: Path, rows: int) -> bool:
@@ -261,16 +297,20 @@ def eval_done(out: Path, rows: int) -> bool:
 
 
 def run_unit(unit: Unit, settings: Settings, study: Study, work_root: Path, results_root: Path,
-             runner: Runner) -> Path:
-    """Run (or resume) every phase of a unit; returns its results folder. A phase already done is skipped."""
+             runner: Runner, best_so_far: bool = False) -> Path:
+    """Run (or resume) every phase of a unit; returns its results folder. A phase already done is skipped.
+    `best_so_far`: an all-languages unit evaluates the best seed done so far (provisional) instead of refusing to run
+    while a seed is missing."""
     from filelock import FileLock
 
     from layalign.evaluation import rescore
 
     work, final = work_root / unit.name, results_root / unit.name
-    if (final / MARKER).is_file():
+    if unit_done(unit, results_root):
         return final
-    best = best_seed(unit.system, study, results_root) if unit.all_languages else None
+    best = best_seed(unit.system, study, results_root, finished_only=best_so_far) if unit.all_languages else None
+    if best is not None:
+        work = work / best["unit"]  # the model it scores: a later, different best seed starts afresh
     work.mkdir(parents=True, exist_ok=True)
     phases = _read_json(work / PHASES_FILE, {})
     commands: list[dict] = []
@@ -323,8 +363,17 @@ def run_unit(unit: Unit, settings: Settings, study: Study, work_root: Path, resu
                 "shared": study.relative(folder),
                 "stage_elapsed_s": _read_json(folder / "stage_result.json", {}).get("elapsed_s")}
     model = model_dir(unit, work, settings, study) if best is None else best["model_dir"]
-    rows = expected_rows(unit, settings, study)
+    examples = eval_examples(unit, settings, study)
+    rows = sum(len(v) for v in examples.values())
     scorings = unit_scorings(unit, study)
+    if best is not None:
+        folders = [f"{scoring}-lenient" for scoring in scorings] + [ZERO_GATES]
+        reused = _read_json(work / REUSED_FILE, {}) | reuse_seed_predictions(best, settings, work_root, results_root,
+                                                                             work, folders, examples)
+        (work / REUSED_FILE).write_text(json.dumps(reused, indent=1) + "\n", encoding="utf-8")
+        if reused:
+            commands.append({"phase": "reuse", "command": f"rows of {best['unit']}'s own evaluations copied: "
+                             + ", ".join(f"{folder} {n}" for folder, n in reused.items())})
     for scoring in scorings:
         out = work / "eval" / f"{scoring}-lenient"
         phase(f"eval-{scoring}", eval_argv(unit, scoring, model, settings, study, study.relative(out)),
@@ -391,22 +440,35 @@ def seed_counts(study: Study, results: Path, spreads: dict[str, float | None] | 
 
 def best_seed(system: System, study: Study, results: Path, finished_only: bool = False) -> dict:
     """The best seed of `system` by the study's first scoring (lenient) on the study's languages, the lower seed on
-    a tie: {"unit", "model_dir", "accuracy" (per seed unit)}. A ValueError while a planned seed (seed_counts) is not
-    done, or with `finished_only` (shipping a model before the study ends), while none is: the best of those done so
-    far."""
+    a tie: {"unit", "model_dir", "accuracy" (per finished seed unit), "planned" (seeds)}. A ValueError while a
+    planned seed (seed_counts) is not done, or with `finished_only` (shipping a model, or an all-languages unit run
+    with --best-so-far, before the study ends), while none is: the best of those done so far."""
     planned = seed_counts(study, results)[system.name]
     names = [Unit(system, seed).name for seed in range(planned)]
     missing = [name for name in names if not (results / name / MARKER).is_file()]
     if missing and not finished_only:
         raise ValueError(f"{system.name}-all-languages evaluates the best of {system.name}'s {planned} seeds, "
                          f"and {', '.join(missing)} {'is' if len(missing) == 1 else 'are'} not done: run "
-                         f"{'it' if len(missing) == 1 else 'them'} first")
+                         f"{'it' if len(missing) == 1 else 'them'} first (or add --best-so-far: the best seed "
+                         "done so far, provisional)")
     if not (names := [name for name in names if name not in missing]):
         raise ValueError(f"no seed of {system.name} is done in {results}: run {Unit(system, 0).name} first")
     accuracy = {name: seed_accuracy(name, study, results) for name in names}
     unit = max(names, key=accuracy.get)  # max keeps the first of equals: the lower seed
     record = _read_json(results / unit / MARKER, {})
-    return {"unit": unit, "model_dir": record["model_dir"], "accuracy": accuracy}
+    return {"unit": unit, "model_dir": record["model_dir"], "accuracy": accuracy, "planned": planned}
+
+
+def provisional(record: dict) -> bool:
+    """Whether a unit.json is an all-languages unit's run on the best seed so far, before every seed was done."""
+    best = record.get("best_of") or {}
+    return len(best.get("accuracy", ())) < best.get("planned", 0)
+
+
+def unit_done(unit: Unit, results: Path) -> bool:
+    """A unit is done once its unit.json is written, unless that is a provisional all-languages run."""
+    record = _read_json(results / unit.name / MARKER, None)
+    return record is not None and not provisional(record)
 
 
 def has_gates(unit: Unit, study: Study, model: Path) -> bool:
@@ -502,10 +564,11 @@ def machine(root: Path) -> dict:
 
 
 def run_units(units: list[Unit], settings: Settings, study: Study, work: Path, results: Path, lanes: int = 1,
-              threads: int | None = None, execute: Callable[[list[str]], int] | None = None
-              ) -> list[tuple[Unit, str]]:
+              threads: int | None = None, execute: Callable[[list[str]], int] | None = None,
+              best_so_far: bool = False) -> list[tuple[Unit, str]]:
     """Run the units, `lanes` at a time (each lane one unit after another; the sweep's units before the others, which
-    need its pick); returns the failures (unit, message). A failed unit does not stop the others."""
+    need its pick); returns the failures (unit, message). A failed unit does not stop the others. `best_so_far`: see
+    `run_unit`."""
     if lanes > 1 and execute is not None:
         raise ValueError("lanes run separate processes; --in-process takes one lane")
     threads = threads or (max(1, (os.cpu_count() or 1) // lanes) if lanes > 1 else None)
@@ -516,9 +579,11 @@ def run_units(units: list[Unit], settings: Settings, study: Study, work: Path, r
         started = time.time()
         print(f"[{time.strftime('%H:%M:%S')}] {unit.name}: start", flush=True)
         try:
-            final = run_unit(unit, settings, study, work, results, runner)
-            outcome = "diverged (the sweep records it; not evaluated)" if _read_json(final / MARKER, {}).get(
-                "status") == DIVERGED else "done"
+            final = run_unit(unit, settings, study, work, results, runner, best_so_far)
+            record = _read_json(final / MARKER, {})
+            outcome = ("diverged (the sweep records it; not evaluated)" if record.get("status") == DIVERGED else
+                       f"provisional: the best of the seeds done so far ({record['best_of']['unit']})"
+                       if provisional(record) else "done")
             print(f"[{time.strftime('%H:%M:%S')}] {unit.name}: {outcome} in {(time.time() - started) / 60:.1f} min",
                   flush=True)
         except (RuntimeError, ValueError, FileNotFoundError, OSError) as err:  # CommandFailed included
@@ -534,8 +599,8 @@ def run_units(units: list[Unit], settings: Settings, study: Study, work: Path, r
 
 
 def status(units: list[Unit], results: Path) -> tuple[list[Unit], list[Unit]]:
-    """(done, missing) units: done = its unit.json exists."""
-    done = [u for u in units if (results / u.name / MARKER).is_file()]
+    """(done, missing) units: done = `unit_done`."""
+    done = [u for u in units if unit_done(u, results)]
     return done, [u for u in units if u not in done]
 
 
