@@ -335,6 +335,41 @@ def test_the_every_language_unit_can_run_on_the_best_seed_so_far_and_runs_again_
     assert "layalign-all-languages" not in capsys.readouterr().out.split("missing")[1]
 
 
+@needs_data
+def test_an_evaluation_split_over_lanes_writes_the_rows_and_results_of_one_command(tmp_path):
+    pair = save_tiny_pair(tmp_path / "pair")
+    langs = ["en", "sw", "fr", "de", "zh"]
+    dev = DATA / "xnli" / "dev"
+    examples = get_task("xnli").read(str(dev), langs=langs, limit=2)
+
+    def command(share: list[str] | None, folder: Path) -> list[str]:
+        return ["evaluate", "--model", f"llm:{pair['llm']}", "--benchmark", "xnli", "--data", str(dev), "--langs",
+                *(share or langs), "--limit", "2", "--scoring", "choices", "--name", "tiny", "--out", str(folder)]
+
+    runner = study_runner.Runner(tmp_path, execute=cli, lanes=2)
+    runner(command(None, tmp_path / "one"), tmp_path / "one.log")
+    # as the all-languages unit starts: one language's rows already there (its seed's), and a part left by an earlier
+    # run that dealt the languages otherwise
+    split = tmp_path / "split"
+    one = load_predictions(tmp_path / "one" / "predictions.jsonl")
+    split.mkdir()
+    (split / "predictions.jsonl").write_text("".join(json.dumps(r) + "\n" for r in one if r["lang"] == "en"))
+    (tmp_path / "split-part3").mkdir()
+    (tmp_path / "split-part3" / "predictions.jsonl").write_text(
+        "".join(json.dumps(r) + "\n" for r in one if r["lang"] == "zh"))
+    calls = []
+    counting = study_runner.Runner(tmp_path, execute=lambda argv: calls.append(argv) or cli(argv), lanes=2)
+    study_runner.split_evaluation(command, split, examples, counting, tmp_path / "logs" / "eval-choices")
+    shares = [argv[argv.index("--langs") + 1: argv.index("--limit")] for argv in calls]
+    assert shares == [["sw", "de"], ["fr", "zh"], langs]  # the rest dealt in turn; the whole command last
+    key = lambda r: (r["lang"], r["id"])  # noqa: E731
+    rows = load_predictions(split / "predictions.jsonl")
+    assert sorted(rows, key=key) == sorted(one, key=key)
+    results = [json.loads((folder / "results.json").read_text()) for folder in (tmp_path / "one", split)]
+    assert results[0]["per_language"] == results[1]["per_language"]
+    assert not list(tmp_path.glob("split-part*"))  # joined, then removed
+
+
 def test_a_dry_run_takes_the_studys_tiny_sizes_into_its_own_folder(capsys):
     study = load_study("xnli")
     dry = settings_for(study, dry_run=True)

@@ -216,13 +216,16 @@ def model_dir(unit: Unit, work: Path, settings: Settings, study: Study) -> str:
     return study.relative(resolve_model_dir(work / unit.system.stages[-1].name))
 
 
-def eval_argv(unit: Unit, scoring: str, model: str, settings: Settings, study: Study, out: str) -> list[str]:
+def eval_argv(unit: Unit, scoring: str, model: str, settings: Settings, study: Study, out: str,
+              langs: list[str] | None = None) -> list[str]:
+    """The unit's `layalign evaluate` command; `langs`: a share of its languages (default all of them)."""
     batch = settings.choice_batch if scoring == "choices" else settings.generate_batch
     argv = ["evaluate", "--model", model, "--benchmark", study.benchmark, "--data",
-            f"{settings.data}/{study.eval_data}", "--langs", *unit_languages(unit, settings, study), "--limit",
-            str(eval_rows(unit, settings, study)), "--batch-size", str(batch), "--scoring", scoring, "--protocol",
-            "lenient", "--name", unit.label, "--out", out, "--max-source-length", str(settings.max_source_length),
-            "--max-prompt-length", str(settings.max_prompt_length), "--dtype", settings.eval_dtype]
+            f"{settings.data}/{study.eval_data}", "--langs", *(langs or unit_languages(unit, settings, study)),
+            "--limit", str(eval_rows(unit, settings, study)), "--batch-size", str(batch), "--scoring", scoring,
+            "--protocol", "lenient", "--name", unit.label, "--out", out, "--max-source-length",
+            str(settings.max_source_length), "--max-prompt-length", str(settings.max_prompt_length), "--dtype",
+            settings.eval_dtype]
     argv += ["--max-new-tokens", str(settings.max_new_tokens)] if scoring == "generate" else []
     return argv + (["--device", settings.device] if settings.device else [])
 
@@ -290,6 +293,38 @@ def reuse_seed_predictions(best: dict, settings: Settings, work_root: Path, resu
     return copied
 
 
+def split_evaluation(command: Callable[[list[str] | None, Path], list[str]], out: Path, examples: dict[str, list],
+                     runner: Runner, log: Path) -> None:
+    """One evaluation as `runner.lanes` commands side by side (one after another in this process), each on a share
+    of the languages with rows still to score (dealt in turn) into a folder of its own (OUT-partK, resumable). Their
+    rows then join the evaluation's: batches never hold two languages, so they are the rows one command would
+    write. Last, the whole command, with nothing left to score, writes the results. `command(langs, folder)`: the
+    evaluate command on those languages (None: all) into that folder."""
+    from layalign.evaluation import load_predictions
+
+    path = out / "predictions.jsonl"
+    rows = {(row["lang"], row["id"]): row for row in load_predictions(path, repair=True)}
+    pending = [lang for lang, wanted in examples.items() if any((ex.lang, ex.id) not in rows for ex in wanted)]
+
+    def run_share(k: int) -> None:
+        runner(command(pending[k::runner.lanes], out.with_name(f"{out.name}-part{k + 1}")),
+               log.with_name(f"{log.name}-part{k + 1}.log"))
+
+    with ThreadPoolExecutor(max_workers=1 if runner.execute else runner.lanes) as pool:
+        list(pool.map(run_share, [k for k in range(runner.lanes) if pending[k::runner.lanes]]))
+    parts = sorted(out.parent.glob(f"{out.name}-part*"))  # an earlier split's too, if a resumed run dealt otherwise
+    for folder in parts:
+        for row in load_predictions(folder / "predictions.jsonl", repair=True):
+            rows.setdefault((row["lang"], row["id"]), row)
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows.values()), encoding="utf-8")
+    tmp.replace(path)  # whole or not at all: the parts are removed only after
+    for folder in parts:
+        shutil.rmtree(folder)
+    runner(command(None, out), log.with_name(f"{log.name}.log"))
+
+
 def eval_done(out: Path, rows: int) -> bool:
     from layalign.evaluation import load_predictions
 
@@ -326,8 +361,8 @@ def run_unit(unit: Unit, settings: Settings, study: Study, work_root: Path, resu
         resumed = not done and (stage_dir is not None and any((stage_dir / "checkpoints").glob("step-*"))
                                 or predictions is not None and predictions.is_file() and predictions.stat().st_size > 0)
         start = time.time()
-        if not done:
-            runner(argv, work / "logs" / f"{name}.log") if argv else action()
+        if not done:  # an action may run the recorded command its own way (an evaluation split over the lanes)
+            action() if action else runner(argv, work / "logs" / f"{name}.log")
         phases[name] = {"seconds": round(time.time() - start, 1) if not done else None,
                         "finished": time.strftime("%Y-%m-%dT%H:%M:%S")}
         if resumed:  # a training stage's time over all its runs, where its checkpoints recorded it (else None)
@@ -374,10 +409,19 @@ def run_unit(unit: Unit, settings: Settings, study: Study, work_root: Path, resu
         if reused:
             commands.append({"phase": "reuse", "command": f"rows of {best['unit']}'s own evaluations copied: "
                              + ", ".join(f"{folder} {n}" for folder, n in reused.items())})
+
+    def evaluation(name: str, scoring: str, out: Path, extra: tuple[str, ...] = ()) -> None:
+        def command(langs: list[str] | None, folder: Path) -> list[str]:
+            return eval_argv(unit, scoring, model, settings, study, study.relative(folder), langs) + list(extra)
+
+        # the all-languages unit runs alone, after every other: its evaluations take every lane
+        split = unit.all_languages and runner.lanes > 1
+        phase(name, command(None, out), eval_done(out, rows), predictions=out / "predictions.jsonl",
+              action=(lambda: split_evaluation(command, out, examples, runner, work / "logs" / name)) if split
+              else None)
+
     for scoring in scorings:
-        out = work / "eval" / f"{scoring}-lenient"
-        phase(f"eval-{scoring}", eval_argv(unit, scoring, model, settings, study, study.relative(out)),
-              eval_done(out, rows), predictions=out / "predictions.jsonl")
+        evaluation(f"eval-{scoring}", scoring, work / "eval" / f"{scoring}-lenient")
 
     def rescore_all() -> None:
         for scoring in scorings:
@@ -391,8 +435,7 @@ def run_unit(unit: Unit, settings: Settings, study: Study, work_root: Path, resu
         # gates and layer mix against the first stage's initialisation (layalign.inspection.write_diagnostics; the
         # all-languages unit's model is a seed unit's, which wrote them)
         zero = work / "eval" / ZERO_GATES
-        argv = eval_argv(unit, "choices", model, settings, study, study.relative(zero)) + ["--zero-gates"]
-        phase("eval-choices-zero-gates", argv, eval_done(zero, rows), predictions=zero / "predictions.jsonl")
+        evaluation("eval-choices-zero-gates", "choices", zero, ("--zero-gates",))
         if not unit.all_languages:
             phase("diagnostics", None, (work / DIAGNOSTICS).is_file(),
                   lambda: write_diagnostics(study.root / model, first_stage_init(unit, work_root),
