@@ -6,9 +6,9 @@
 
 The folder gets the unit's adapters and config (a few MB; the frozen encoder and LLM stay in the catalogue), a card
 (card.json and README.md: the unit's recipes, commands, seed, steps, wall times, machine and dev scores under every
-scoring and protocol the unit ran) and regression.json: the model's choice log-likelihoods on the benchmark's fixed
-regression subset of dev (`layalign.evaluation.regression`), recomputed now in float32, which
-tests/test_pretrained.py compares against.
+scoring and protocol the unit ran, and its every-language scores where the study's all-languages unit scored it) and
+regression.json: the model's choice log-likelihoods on the benchmark's fixed regression subset of dev
+(`layalign.evaluation.regression`), recomputed now in float32, which tests/test_pretrained.py compares against.
 
 The adapters come from the unit's work folder (the study's `work`, git-ignored): ship on the machine that ran it.
 """
@@ -46,9 +46,39 @@ def dev_scores(unit_dir: Path) -> dict:
     return scores
 
 
+def every_language(units: Path, system: str, unit: str) -> dict | None:
+    """The study's every-language evaluation of this unit's model (SYSTEM-all-languages, provisional or not), where
+    it scored this unit: the average, each language group's (`layalign.studies.all_languages.language_groups`) and
+    each language's accuracy, with the model's gates and with every gate at zero. None where it did not."""
+    from layalign.studies.all_languages import language_groups
+
+    folder = units / f"{system}-all-languages"
+    if not (folder / "unit.json").is_file():
+        return None
+    record = json.loads((folder / "unit.json").read_text("utf-8"))
+    if record["best_of"]["unit"] != unit:
+        return None
+    with_gates, zero = (json.loads((folder / "eval" / sub / "results-lenient.json").read_text("utf-8"))
+                        for sub in ("choices", "choices-zero-gates"))
+    per = {lang: s["accuracy"] for lang, s in with_gates["per_language"].items()}
+    per_zero = {lang: s["accuracy"] for lang, s in zero["per_language"].items()}
+
+    def mean(values: list[float]) -> float:  # languages weigh alike (each has the same rows)
+        return round(sum(values) / len(values), 4)
+
+    return {"unit": record["unit"], "languages": len(per), "rows": with_gates["n"],
+            "average": mean(list(per.values())), "zero_gates_average": mean(list(per_zero.values())),
+            "groups": [{"name": group, "languages": len(members), "accuracy": mean([per[g] for g in members]),
+                        "zero_gates": mean([per_zero[g] for g in members])}
+                       for group, members in language_groups(list(per))],
+            "per_language": {lang: round(acc, 4) for lang, acc in per.items()}}
+
+
 def build_card(name: str, unit_dir: Path, record: dict, scores: dict, seeds: dict[str, float],
-               benchmark: str = "xnli", study: str = "xnli", title: str = "XNLI", planned: int | None = None) -> dict:
-    """The card: the unit's record and scores; `seeds`, the finished seeds it was chosen from, of `planned`."""
+               benchmark: str = "xnli", study: str = "xnli", title: str = "XNLI", planned: int | None = None,
+               every: dict | None = None) -> dict:
+    """The card: the unit's record and scores; `seeds`, the finished seeds it was chosen from, of `planned`;
+    `every`, the study's every-language evaluation of this model (`every_language`)."""
     train = {}
     stages = [p.removeprefix("train-") for p in record["phases"] if p.startswith("train-")]  # in training order
     for stage_dir in (unit_dir / "train" / stage for stage in stages):
@@ -65,13 +95,14 @@ def build_card(name: str, unit_dir: Path, record: dict, scores: dict, seeds: dic
         "summary": (f"LayAlign on multilingual-e5-small + SmolLM2-135M-Instruct, trained on {title} "
                     f"({train.get('task', {}).get('steps')} task steps, seed {record['seed']}); {title} dev "
                     f"{choices:.1f} % by choice scoring, {len(scores['choices']['lenient']['per_language'])} "
-                    "languages"),
+                    "languages" + (f"; {every['average']:.1f} % over all {every['languages']}" if every else "")),
         "study": study, "source_unit": record["unit"], "seed": record["seed"], "system": record["label"],
         "train": train, "commands": record["commands"],
         "phases": record["phases"],
         "settings": record["settings"], "machine": record["machine"], "benchmark": benchmark, "dev": scores,
         # chosen on the same dev rows it is scored on: its score is the best of the seeds, not what a seed gets
         "selected_from": {"by": f"{title} dev accuracy, choice scoring", "seeds": seeds, "planned_seeds": planned},
+        **({"every_language": every} if every else {}),
     }, ROOT)
 
 
@@ -93,7 +124,7 @@ def card_markdown(card: dict, regression: dict, title: str = "XNLI") -> str:
     lines.append("| **average** | " + " | ".join(f"**{card['dev'][s][p]['average']:.1f}**" for s, p in columns) + " |")
     n = card["dev"]["choices"]["lenient"]["n"]
     lines += ["", f"{n} rows ({n // len(langs)} per language), evaluation settings in card.json (`settings`).",
-              *truncation_note(card["dev"]["choices"]["lenient"]), "",
+              *truncation_note(card["dev"]["choices"]["lenient"]), "", *every_language_markdown(card, title),
               "## Training", ""]
     for stage, info in card["train"].items():
         lines.append(f"- {stage}: {info['steps']} steps; last dev record {json.dumps(info['last_dev'])}")
@@ -105,6 +136,21 @@ def card_markdown(card: dict, regression: dict, title: str = "XNLI") -> str:
                                                                     regression["accuracy"].items())
               + f" (average {regression['average']:.1f}). tests/test_pretrained.py recomputes every row.", ""]
     return "\n".join(lines)
+
+
+def every_language_markdown(card: dict, title: str) -> list[str]:
+    every = card.get("every_language")
+    if not every:
+        return []
+    lines = [f"## Every {title} language (dev, %)", "",
+             f"The study's unit {every['unit']} scored this model by choices on all {every['languages']} languages "
+             f"({every['rows']:,} rows): {every['average']:.1f} on average, {every['zero_gates_average']:.1f} with "
+             "every fusion gate at zero (the same model without its fusion branch). Each language's accuracy is in "
+             "card.json (`every_language`).", "", "| languages | n | accuracy | every gate at zero |",
+             "|---|---:|---:|---:|"]
+    lines += [f"| {g['name']} | {g['languages']} | {g['accuracy']:.1f} | {g['zero_gates']:.1f} |"
+              for g in every["groups"]]
+    return lines + [""]
 
 
 def truncation_note(scores: dict) -> list[str]:
@@ -185,7 +231,8 @@ def main(argv: list[str] | None = None) -> int:
     if not (model_dir / ADAPTER_NAME).is_file():
         raise SystemExit(f"{model_dir} (the unit's model) is not here: ship on the machine that ran {unit_dir.name}")
     card = build_card(name, unit_dir, record, dev_scores(unit_dir), seeds, study.benchmark, study.name, title,
-                      planned=seed_counts(study, units)["layalign"])
+                      planned=seed_counts(study, units)["layalign"],
+                      every=every_language(units, "layalign", unit_dir.name))
 
     def build(folder: Path) -> None:
         for file in (ADAPTER_NAME, CONFIG_NAME):
