@@ -26,7 +26,8 @@ eval-choices-zero-gates). Its evaluations start from the best seed's own on the 
 rows and settings: the rows a new run would write), and its work folder is keyed by that seed. With `best_so_far`
 (`layalign study run ... --best-so-far`) it runs before every seed is done, on the best seed so far; its unit.json
 then says so (`provisional`), the unit still counts as missing, and once the seeds are done it runs again: it only
-collects, where the best seed has not changed.
+collects, where the best seed has not changed. It runs after every other unit, alone, so each of its evaluations is
+split by language over the lanes (split_evaluation).
 
 Commands run from the study's root, and every path they and the records name is relative to it. A phase already
 finished is skipped; a unit with its unit.json is done.
