@@ -320,6 +320,8 @@ def test_the_every_language_unit_can_run_on_the_best_seed_so_far_and_runs_again_
     section = (tmp_path / "report.md").read_text().split("## Every language: the best seed of LayAlign")[1]
     assert "**Provisional:** run with `--best-so-far` when 1 of LayAlign's 2 seeds were done" in section
     assert "layalign-s0, the best of 1 seeds" in section
+    # each group's accuracy with its 95 % interval over items, then every gate at zero and the difference
+    assert re.search(r"\| every language \(15\) \| 15 \| [\d.]+ \[[\d.]+, [\d.]+\] \| [\d.]+ \| [+-]", section)
 
     # the seed done, the unit runs again on the final best: the same seed only collects, a new one is evaluated
     assert cli(["study", "run", str(path), "--in-process", "--units", "layalign-s1", "layalign-all-languages"]) == 0
