@@ -43,7 +43,7 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -263,10 +263,6 @@ def eval_examples(unit: Unit, settings: Settings, study: Study) -> dict[str, lis
                                           limit=eval_rows(unit, settings, study))
 
 
-def expected_rows(unit: Unit, settings: Settings, study: Study) -> int:
-    return sum(len(v) for v in eval_examples(unit, settings, study).values())
-
-
 # the settings that decide an evaluation's rows: a seed unit's rows are reused only where all of them agree
 EVAL_SETTINGS = ("data", "limit", "choice_batch", "generate_batch", "max_new_tokens", "max_source_length",
                  "max_prompt_length", "eval_dtype", "device")
@@ -288,8 +284,7 @@ def reuse_seed_predictions(best: dict, settings: Settings, work_root: Path, resu
             continue
         rows = [row for row in read_jsonl(src / "predictions.jsonl") if (row["lang"], row["id"]) in wanted]
         dest.mkdir(parents=True, exist_ok=True)
-        (dest / "predictions.jsonl").write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows),
-                                                encoding="utf-8")
+        write_jsonl(dest / "predictions.jsonl", rows)
         copied[folder] = len(rows)
     return copied
 
@@ -319,7 +314,7 @@ def split_evaluation(command: Callable[[list[str] | None, Path], list[str]], out
             rows.setdefault((row["lang"], row["id"]), row)
     out.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
-    tmp.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows.values()), encoding="utf-8")
+    write_jsonl(tmp, rows.values())
     tmp.replace(path)  # whole or not at all: the parts are removed only after
     for folder in parts:
         shutil.rmtree(folder)
@@ -591,8 +586,7 @@ def copy_predictions(src: Path, dest: Path) -> None:
     """An evaluation's predictions (less the inputs' text) and run.json into a unit's results folder."""
     dest.mkdir(parents=True)
     rows = [{k: v for k, v in row.items() if k not in BULKY_FIELDS} for row in read_jsonl(src / "predictions.jsonl")]
-    (dest / "predictions.jsonl").write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows),
-                                            encoding="utf-8")
+    write_jsonl(dest / "predictions.jsonl", rows)
     shutil.copy2(src / "run.json", dest / "run.json")
 
 
@@ -676,6 +670,10 @@ def study_argument(study: Study) -> str:
 
 def read_jsonl(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def write_jsonl(path: Path, rows: Iterable[dict]) -> None:
+    path.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows), encoding="utf-8")
 
 
 def _read_json(path: Path, default):
